@@ -1,0 +1,91 @@
+# hring - GNU make build.  `make` builds into build/; `make test` runs the
+# suite; `make bench` runs all_reduce_perf on local ranks.
+# Optional parts are detected here and reported by build/bin/hring-info.
+
+CC      ?= cc
+BUILD   ?= build
+OPT     ?= -O2
+CFLAGS  ?=
+SAN     ?=
+CPPFLAGS_ALL = -Iinclude -Isrc -D_GNU_SOURCE
+CFLAGS_ALL   = -std=c11 $(OPT) -g -Wall -Wextra -fPIC -fvisibility=hidden \
+               -pthread $(SAN) $(CFLAGS)
+LDLIBS_ALL   = -pthread -ldl -lm
+
+LIB_SRCS  := $(sort $(wildcard src/core/*.c src/transport/*.c src/algos/*.c src/fusion/*.c))
+SHIM_SRCS := $(sort $(wildcard src/nccl/*.c))
+TEST_SRCS := tests/harness.c $(sort $(wildcard tests/unit/*.c tests/mp/*.c))
+PERF_COMMON := $(filter-out %_perf.c,$(sort $(wildcard perf/*.c)))
+PERF_BINS := $(patsubst perf/%.c,$(BUILD)/bin/%,$(sort $(wildcard perf/*_perf.c)))
+
+LIB_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+SHIM_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(SHIM_SRCS))
+TEST_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRCS))
+PERF_COMMON_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(PERF_COMMON))
+
+# The NCCL header the shim is checked against (tests/nccl_shim_test.c).
+NCCL_INC ?= $(firstword $(wildcard /usr/local/cuda/include /usr/local/include /usr/include))
+HAVE_NCCL_H := $(if $(wildcard $(NCCL_INC)/nccl.h),1,0)
+
+all: $(BUILD)/lib/libhring.so $(BUILD)/lib/libhring.a $(BUILD)/lib/libnccl.so.2 \
+     $(BUILD)/bin/hring-run $(BUILD)/bin/hring-info $(PERF_BINS) $(BUILD)/bin/hring-tests \
+     $(if $(filter 1,$(HAVE_NCCL_H)),$(BUILD)/bin/nccl_shim_test)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CPPFLAGS_EXTRA) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(TEST_OBJS): CPPFLAGS_EXTRA = -Itests
+
+$(BUILD)/lib/libhring.a: $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/lib/libhring.so: $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libhring.so $(SAN) -o $@ $^ $(LDLIBS_ALL)
+
+# The NCCL drop-in: self-contained (the library's objects linked in), so
+# LD_LIBRARY_PATH=build/lib is all an NCCL program needs.
+$(BUILD)/lib/libhring_nccl.so: $(SHIM_OBJS) $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libnccl.so.2 $(SAN) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/lib/libnccl.so.2: $(BUILD)/lib/libhring_nccl.so
+	cp -f $< $@
+
+$(BUILD)/bin/hring-run: $(BUILD)/obj/src/tools/hring_run.o $(BUILD)/lib/libhring.a
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/bin/hring-info: $(BUILD)/obj/src/tools/hring_info.o $(BUILD)/lib/libhring.a
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/bin/%_perf: $(BUILD)/obj/perf/%_perf.o $(PERF_COMMON_OBJS) $(BUILD)/lib/libhring.a
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/bin/hring-tests: $(TEST_OBJS) $(BUILD)/lib/libhring.a
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
+
+# Compiled against the real nccl.h, linked to the shim by soname.
+$(BUILD)/bin/nccl_shim_test: tests/nccl/nccl_shim_test.c $(BUILD)/lib/libnccl.so.2
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(OPT) -Wall -Wextra $(SAN) -I$(NCCL_INC) -o $@ $< \
+	  -L$(BUILD)/lib -l:libnccl.so.2 -Wl,-rpath,'$$ORIGIN/../lib' -pthread
+
+NP ?= 2
+test: all
+	$(BUILD)/bin/hring-tests $(TESTARGS)
+
+bench: all
+	$(BUILD)/bin/hring-run -n $(NP) $(BUILD)/bin/all_reduce_perf -b 8 -e 64M -f 4 -c 1
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all test bench clean
+.DELETE_ON_ERROR:
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,158 @@
+/*
+ * hring.h - public API of hring, a collective-communication library for the
+ * gradient allreduce of data-parallel training.
+ *
+ * Conventions
+ * - Every call returns an hring_result_t; HRING_SUCCESS is 0.  On failure,
+ *   hring_last_error() (thread-local) says what failed, where, and on which
+ *   peer.
+ * - Data types and reduction operations are numbered as NCCL numbers them, so
+ *   an ncclDataType_t / ncclRedOp_t can be cast to the hring type.
+ * - A bad argument returns HRING_ERR_INVALID_ARGUMENT, writes nothing and
+ *   leaves the communicator usable.
+ * - No call waits forever: every wait is bounded by HRING_TIMEOUT_MS.  A
+ *   communicator that saw a timeout or a remote failure refuses further
+ *   collectives (HRING_ERR_INVALID_USAGE) until it is destroyed or aborted.
+ *
+ * Thread safety: different communicators may be used from different threads
+ * at once; one communicator must be used by one thread at a time (as in NCCL),
+ * except hring_comm_abort(), which may be called from any thread.
+ */
+#ifndef HRING_H
+#define HRING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HRING_VERSION_MAJOR 0
+#define HRING_VERSION_MINOR 1
+#define HRING_VERSION_PATCH 0
+#define HRING_VERSION_CODE \
+  (HRING_VERSION_MAJOR * 10000 + HRING_VERSION_MINOR * 100 + HRING_VERSION_PATCH)
+
+/* Result codes.  0..7 are numbered as ncclResult_t; the rest are hring's own.
+ * X(name, value, description) - the one list the enum and the strings come
+ * from. */
+#define HRING_RESULT_MAP(X)                                                   \
+  X(HRING_SUCCESS, 0, "success")                                              \
+  X(HRING_ERR_CUDA, 1, "CUDA error")                                          \
+  X(HRING_ERR_SYSTEM, 2, "system error")                                      \
+  X(HRING_ERR_INTERNAL, 3, "internal error")                                  \
+  X(HRING_ERR_INVALID_ARGUMENT, 4, "invalid argument")                        \
+  X(HRING_ERR_INVALID_USAGE, 5, "invalid usage")                              \
+  X(HRING_ERR_REMOTE, 6, "remote error (a peer failed or disagreed)")         \
+  X(HRING_IN_PROGRESS, 7, "operation in progress")                            \
+  X(HRING_ERR_TIMEOUT, 8, "timed out")                                        \
+  X(HRING_ERR_UNSUPPORTED, 9, "unsupported")                                  \
+  X(HRING_ERR_NO_MEMORY, 10, "out of memory")
+
+typedef enum {
+#define HRING_X_ENUM(name, value, text) name = value,
+  HRING_RESULT_MAP(HRING_X_ENUM)
+#undef HRING_X_ENUM
+  HRING_NUM_RESULTS
+} hring_result_t;
+
+/* Data types, numbered as ncclDataType_t. */
+typedef enum {
+  HRING_INT8 = 0,
+  HRING_UINT8 = 1,
+  HRING_INT32 = 2,
+  HRING_UINT32 = 3,
+  HRING_INT64 = 4,
+  HRING_UINT64 = 5,
+  HRING_FLOAT16 = 6,
+  HRING_FLOAT32 = 7,
+  HRING_FLOAT64 = 8,
+  HRING_BFLOAT16 = 9,
+  HRING_NUM_TYPES = 10
+} hring_datatype_t;
+
+/* Reduction operations, numbered as ncclRedOp_t.  AVG is the sum divided by
+ * the number of ranks (integer division for integer types). */
+typedef enum {
+  HRING_SUM = 0,
+  HRING_PROD = 1,
+  HRING_MAX = 2,
+  HRING_MIN = 3,
+  HRING_AVG = 4,
+  HRING_NUM_OPS = 5
+} hring_redop_t;
+
+/* Opaque identifier shared by all ranks of a communicator: the bootstrap
+ * root's address and a random job secret.  Same size as ncclUniqueId. */
+#define HRING_UNIQUE_ID_BYTES 128
+typedef struct {
+  char internal[HRING_UNIQUE_ID_BYTES];
+} hring_unique_id_t;
+
+typedef struct hring_comm *hring_comm_t;
+
+/* Text for a result code ("unknown result" for values out of range). */
+const char *hring_strerror(hring_result_t result);
+
+/* The message of the last failed call in this thread: what failed, where,
+ * and the peer (rank, host) and errno text where they apply.  Empty string
+ * when nothing failed yet.  The pointer stays valid until the next hring call
+ * in this thread. */
+const char *hring_last_error(void);
+
+/* HRING_VERSION_CODE of the library (which may differ from the header). */
+hring_result_t hring_get_version(int *version);
+
+/* Creates a unique id and starts the bootstrap root in a background thread of
+ * the calling process, which must then take part in hring_comm_init_rank.
+ * Call it on one rank and pass the bytes to the others (file, MPI, ...). */
+hring_result_t hring_get_unique_id(hring_unique_id_t *id);
+
+/* Collective over nranks processes: creates the communicator for `rank`
+ * (0 <= rank < nranks).  Connects to every peer by the transport chosen for
+ * it (shm on one machine, tcp otherwise; HRING_TRANSPORTS restricts). */
+hring_result_t hring_comm_init_rank(hring_comm_t *comm, int nranks,
+                                    hring_unique_id_t id, int rank);
+
+/* Like hring_comm_init_rank, with rank, size and root read from the launcher's
+ * environment: HRING_RANK, HRING_NRANKS, HRING_ROOT=host:port (set by
+ * hring-run), or torchrun's RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT.
+ * Rank 0 serves the bootstrap root on that port.  HRING_SECRET (hex) is the
+ * job secret where the launcher provides one. */
+hring_result_t hring_comm_init_env(hring_comm_t *comm);
+
+hring_result_t hring_comm_rank(hring_comm_t comm, int *rank);
+hring_result_t hring_comm_size(hring_comm_t comm, int *size);
+
+/* Releases the communicator and everything it holds.  Not collective: peers
+ * that still use it see a remote error. */
+hring_result_t hring_comm_destroy(hring_comm_t comm);
+
+/* Like destroy, but may be called from another thread while a collective is
+ * blocked on this communicator: the blocked call returns
+ * HRING_ERR_INVALID_USAGE promptly, then the communicator is released once
+ * that call has left. */
+hring_result_t hring_comm_abort(hring_comm_t comm);
+
+/* The error that put the communicator in a failed state (timeout, remote
+ * failure), or HRING_SUCCESS. */
+hring_result_t hring_comm_get_async_error(hring_comm_t comm,
+                                          hring_result_t *async_error);
+
+/* Allreduce of `count` elements: recvbuf[i] = op over ranks of sendbuf[i].
+ * In place when sendbuf == recvbuf.  count may be 0 and need not divide by
+ * the number of ranks.  Buffers are host memory; `stream` must be NULL
+ * (host-synchronous: the result is in recvbuf when the call returns).
+ * Every rank obtains bit-identical results. */
+hring_result_t hring_allreduce(const void *sendbuf, void *recvbuf, size_t count,
+                               hring_datatype_t datatype, hring_redop_t op,
+                               hring_comm_t comm, void *stream);
+
+/* Size in bytes of one element, 0 for an unknown type. */
+size_t hring_type_size(hring_datatype_t datatype);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HRING_H */

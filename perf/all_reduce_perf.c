@@ -1,0 +1,48 @@
+/*
+ * all_reduce_perf.c - hring_allreduce benchmark, flags and columns of
+ * nccl-tests' all_reduce_perf (docs/perf.md).
+ */
+#include "common.h"
+
+/* nccl-tests' AllReduceGetCollByteCount: every rank sends and receives
+ * `count` elements, in place at the start of the receive buffer. */
+static void all_reduce_counts(size_t count, int nranks, hring_perf_counts_t *n) {
+  (void)nranks;
+  n->sendcount = count;
+  n->recvcount = count;
+  n->paramcount = count;
+  n->send_inplace_offset = 0;
+  n->recv_inplace_offset = 0;
+}
+
+/* A ring allreduce sends 2(n-1)/n of the data over each link, so busbw
+ * compares with link bandwidth whatever n is (nccl-tests
+ * doc/PERFORMANCE.md). */
+static double all_reduce_bus_factor(int nranks) {
+  return 2.0 * (nranks - 1) / nranks;
+}
+
+static int64_t all_reduce_check(const hring_perf_ctx_t *c, const void *recvbuf) {
+  return hring_perf_count_wrong(c, recvbuf, c->n.recvcount, hring_perf_reduce_result,
+                                c->rank, 0);
+}
+
+static hring_result_t all_reduce_run(const hring_perf_ctx_t *c, const void *sendbuf,
+                                     void *recvbuf) {
+  return hring_allreduce(sendbuf, recvbuf, c->n.paramcount, c->type, c->op, c->comm,
+                         NULL);
+}
+
+static const hring_perf_coll_t all_reduce = {
+    .name = "all_reduce",
+    .call = "hring_allreduce",
+    .uses_op = 1,
+    .uses_root = 0,
+    .get_counts = all_reduce_counts,
+    .bus_factor = all_reduce_bus_factor,
+    .input = hring_perf_reduce_input,
+    .check_output = all_reduce_check,
+    .run = all_reduce_run,
+};
+
+int main(int argc, char **argv) { return hring_perf_main(argc, argv, &all_reduce); }

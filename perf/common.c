@@ -1,0 +1,891 @@
+/*
+ * common.c - the benchmark driver behind all_reduce_perf and its siblings:
+ * command line, data patterns and checks, timing, and the nccl-tests table.
+ *
+ * How a size is measured follows our peer harness for OpenMPI and MPICH
+ * (mpi_allreduce_perf.c, methodology in the peers' RESULTS.md), so that the
+ * rows of both can be put side by side: per size, warmup ops, then `iters`
+ * back-to-back ops after a barrier, time = elapsed / iters on each rank,
+ * aggregated over ranks (max by default), the minimum over -r repetitions.
+ */
+#include "common.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Bytes after each receive buffer that stay poisoned: a write past the end
+ * of the output is counted as wrong (nccl-tests' "out of bounds" name). */
+#define PERF_GUARD_BYTES 64
+/* Buffers are page-aligned (which is also 64-byte aligned), as the peer
+ * harness allocates them, so neither side gets an alignment advantage. */
+#define PERF_ALIGN 4096
+/* Adaptive iteration count: the peer harness' target and clamp. */
+#define PERF_DEFAULT_TARGET_S 0.1
+#define PERF_MIN_ITERS 2
+#define PERF_MAX_ITERS 1000
+/* Default warmup and its reduction for large sizes (peer harness: 5 ops,
+ * 2 from 8 MiB, 1 from 64 MiB) - large ops are slow and already warm. */
+#define PERF_DEFAULT_WARMUP 5
+#define PERF_WARMUP_2_FROM ((size_t)8 << 20)
+#define PERF_WARMUP_1_FROM ((size_t)64 << 20)
+/* Width of one "#  Rank ..." line gathered to rank 0. */
+#define PERF_RANK_LINE 192
+/* Encoded pattern runs are at least this long, so copies and compares work
+ * on large pieces. */
+#define PERF_TABLE_MIN_BYTES 16384
+
+/* ---------------------------------------------------------------------- */
+/* Types and ops, with nccl-tests' names.                                  */
+
+static const char *const perf_type_names[HRING_NUM_TYPES] = {
+    "int8", "uint8", "int32", "uint32", "int64",
+    "uint64", "half", "float", "double", "bfloat16"};
+
+/* The benchmark keeps its own sizes rather than asking the library it
+ * measures. */
+static const size_t perf_type_sizes[HRING_NUM_TYPES] = {1, 1, 4, 4, 8,
+                                                        8, 2, 4, 8, 2};
+
+static const char *const perf_op_names[HRING_NUM_OPS] = {"sum", "prod", "max",
+                                                         "min", "avg"};
+
+/* Other spellings people use for the same types. */
+static const struct {
+  const char *name;
+  hring_datatype_t type;
+} perf_type_aliases[] = {
+    {"char", HRING_INT8},     {"int", HRING_INT32},       {"fp16", HRING_FLOAT16},
+    {"float16", HRING_FLOAT16}, {"fp32", HRING_FLOAT32}, {"float32", HRING_FLOAT32},
+    {"fp64", HRING_FLOAT64},  {"float64", HRING_FLOAT64}, {"bf16", HRING_BFLOAT16},
+};
+
+static int perf_type_is_unsigned(hring_datatype_t t) {
+  return t == HRING_UINT8 || t == HRING_UINT32 || t == HRING_UINT64;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Value encoding.                                                         */
+
+static uint16_t perf_float_to_half(float f) {
+  uint32_t x;
+  memcpy(&x, &f, sizeof x);
+  uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+  uint32_t ax = x & 0x7fffffffu;
+  if (ax > 0x7f800000u) return (uint16_t)(sign | 0x7e00u); /* NaN */
+  if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* rounds to inf */
+  if (ax < 0x38800000u) {
+    /* Below the smallest normal half: subnormal or zero.  The values of the
+     * patterns are integers and never land here except 0, but the encoder
+     * stays correct for any float. */
+    if (ax < 0x33000000u) return sign;
+    uint32_t m = (ax & 0x7fffffu) | 0x800000u;
+    int shift = 126 - (int)(ax >> 23); /* 14 .. 24 */
+    uint32_t h = m >> shift;
+    uint32_t rem = m & ((1u << shift) - 1u), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1u))) h++;
+    return (uint16_t)(sign | h);
+  }
+  uint32_t h = ((ax >> 23) - 112u) << 10 | ((ax >> 13) & 0x3ffu);
+  uint32_t rem = ax & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) h++;
+  return (uint16_t)(sign | h);
+}
+
+static uint16_t perf_float_to_bf16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, sizeof x);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u);
+  x += 0x7fffu + ((x >> 16) & 1u);
+  return (uint16_t)(x >> 16);
+}
+
+void hring_perf_encode(hring_datatype_t type, int64_t v, void *dst) {
+  switch (type) {
+    case HRING_INT8: { int8_t x = (int8_t)v; memcpy(dst, &x, 1); break; }
+    case HRING_UINT8: { uint8_t x = (uint8_t)v; memcpy(dst, &x, 1); break; }
+    case HRING_INT32: { int32_t x = (int32_t)v; memcpy(dst, &x, 4); break; }
+    case HRING_UINT32: { uint32_t x = (uint32_t)v; memcpy(dst, &x, 4); break; }
+    case HRING_INT64: memcpy(dst, &v, 8); break;
+    case HRING_UINT64: { uint64_t x = (uint64_t)v; memcpy(dst, &x, 8); break; }
+    case HRING_FLOAT16: {
+      uint16_t x = perf_float_to_half((float)v);
+      memcpy(dst, &x, 2);
+      break;
+    }
+    case HRING_FLOAT32: { float x = (float)v; memcpy(dst, &x, 4); break; }
+    case HRING_FLOAT64: { double x = (double)v; memcpy(dst, &x, 8); break; }
+    case HRING_BFLOAT16: {
+      uint16_t x = perf_float_to_bf16((float)v);
+      memcpy(dst, &x, 2);
+      break;
+    }
+    default: break;
+  }
+}
+
+/* ---------------------------------------------------------------------- */
+/* The reduction pattern.                                                  */
+
+size_t hring_perf_period(int nranks) { return 30u * (size_t)nranks; }
+
+/* c(i): -1, 0 or 1 (1, 2 or 3 for unsigned types, which must stay >= 0 with
+ * the -1 of the sum pattern added). */
+static int64_t perf_base3(const hring_perf_ctx_t *c, size_t i) {
+  int64_t b = (int64_t)(i % 3) - 1;
+  return perf_type_is_unsigned(c->type) ? b + 2 : b;
+}
+
+/* max/min subtract n/2 for signed types so that negative values are
+ * exercised too. */
+static int64_t perf_minmax_shift(const hring_perf_ctx_t *c) {
+  return perf_type_is_unsigned(c->type) ? 0 : c->nranks / 2;
+}
+
+/* prod: the factor that the one contributing rank of element i brings. */
+static int64_t perf_prod_factor(const hring_perf_ctx_t *c, size_t i) {
+  if ((i / (size_t)c->nranks) % 2 == 0) return 2;
+  return perf_type_is_unsigned(c->type) ? 3 : -1;
+}
+
+int64_t hring_perf_reduce_input(const hring_perf_ctx_t *c, int rank, size_t i) {
+  size_t n = (size_t)c->nranks, r = (size_t)rank;
+  switch (c->op) {
+    case HRING_PROD:
+      /* All ones but one rank, which changes from element to element, so
+       * every rank's data matters somewhere. */
+      return i % n == r ? perf_prod_factor(c, i) : 1;
+    case HRING_MAX:
+    case HRING_MIN:
+      /* (i + r) % n is a permutation of 0..n-1 over the ranks: all values
+       * of an element differ, and the winner moves from rank to rank. */
+      return (int64_t)(i % 5) + (int64_t)((i + r) % n) - perf_minmax_shift(c);
+    default:
+      /* sum and avg: c(i) + d(r, i), where d = ((i+r)%n) - ((i+r+1)%n) sums
+       * to 0 over the ranks (both terms run over 0..n-1), so the sum is
+       * n * c(i) and the average c(i) exactly.  d is -1 on all ranks but
+       * one, where it is n-1, so every partial sum stays within +-2n. */
+      return perf_base3(c, i) + (int64_t)((i + r) % n) -
+             (int64_t)((i + r + 1) % n);
+  }
+}
+
+int64_t hring_perf_reduce_result(const hring_perf_ctx_t *c, int rank,
+                                 size_t i) {
+  (void)rank;
+  switch (c->op) {
+    case HRING_PROD: return perf_prod_factor(c, i);
+    case HRING_MAX:
+      return (int64_t)(i % 5) + (c->nranks - 1) - perf_minmax_shift(c);
+    case HRING_MIN: return (int64_t)(i % 5) - perf_minmax_shift(c);
+    case HRING_AVG: return perf_base3(c, i);
+    default: return (int64_t)c->nranks * perf_base3(c, i);
+  }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Filling and checking with encoded runs of a pattern.                   */
+
+static void *perf_xmalloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (!p) {
+    fprintf(stderr, "perf: out of memory (%zu bytes)\n", n);
+    exit(1);
+  }
+  return p;
+}
+
+/* Encodes fn(who, j) for j = 0 .. *len-1, *len a multiple of the period
+ * long enough for `count` elements from `first` (or for PERF_TABLE_MIN_BYTES,
+ * whichever is less). */
+static unsigned char *perf_table(const hring_perf_ctx_t *c,
+                                 hring_perf_value_fn fn, int who, size_t count,
+                                 size_t first, size_t *len) {
+  size_t p = hring_perf_period(c->nranks), ts = c->type_size;
+  size_t want = (PERF_TABLE_MIN_BYTES / (p * ts)) + 1;
+  size_t need = (first % p + count + p - 1) / p;
+  size_t m = need < want ? need : want;
+  if (m == 0) m = 1;
+  *len = p * m;
+  unsigned char *t = perf_xmalloc(*len * ts);
+  for (size_t j = 0; j < *len; j++) hring_perf_encode(c->type, fn(c, who, j), t + j * ts);
+  return t;
+}
+
+void hring_perf_fill(const hring_perf_ctx_t *c, void *buf, size_t count,
+                     hring_perf_value_fn fn, int who, size_t first) {
+  if (count == 0) return;
+  size_t len, ts = c->type_size;
+  unsigned char *t = perf_table(c, fn, who, count, first, &len);
+  unsigned char *out = buf;
+  size_t pos = first % len;
+  while (count > 0) {
+    size_t k = len - pos < count ? len - pos : count;
+    memcpy(out, t + pos * ts, k * ts);
+    out += k * ts;
+    count -= k;
+    pos = 0;
+  }
+  free(t);
+}
+
+int64_t hring_perf_count_wrong(const hring_perf_ctx_t *c, const void *buf,
+                               size_t count, hring_perf_value_fn fn, int who,
+                               size_t first) {
+  if (count == 0) return 0;
+  size_t len, ts = c->type_size;
+  unsigned char *t = perf_table(c, fn, who, count, first, &len);
+  const unsigned char *in = buf;
+  size_t pos = first % len;
+  int64_t wrong = 0;
+  while (count > 0) {
+    size_t k = len - pos < count ? len - pos : count;
+    if (memcmp(in, t + pos * ts, k * ts) != 0) {
+      for (size_t j = 0; j < k; j++)
+        if (memcmp(in + j * ts, t + (pos + j) * ts, ts) != 0) wrong++;
+    }
+    in += k * ts;
+    count -= k;
+    pos = 0;
+  }
+  free(t);
+  return wrong;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Command line.                                                           */
+
+typedef struct {
+  size_t minbytes, maxbytes, stepbytes, stepfactor;
+  int iters;       /* 0: adapt to `target` */
+  int warmup;
+  int warmup_set;  /* -w given: taken as is, not reduced for large sizes */
+  double target;   /* seconds per timed loop when iterations adapt */
+  int check;       /* number of checks per measurement, 0 = none */
+  int op;          /* -1: all */
+  int type;        /* -1: all */
+  int average;     /* 0 rank 0, 1 avg, 2 min, 3 max */
+  int reps;
+  int inplace;
+  int root;
+} perf_opts_t;
+
+static void perf_usage(FILE *f, const char *prog) {
+  fprintf(f,
+          "usage: %s [options]   (one rank per process; launch with hring-run -n N,\n"
+          "       mpirun or srun)\n"
+          "  -b, --minbytes SIZE      smallest size (default 8); K, M, G suffixes\n"
+          "  -e, --maxbytes SIZE      largest size (default 64M)\n"
+          "  -f, --stepfactor N       multiply the size by N (default 2; 0 or 1: use -i)\n"
+          "  -i, --stepbytes SIZE     add SIZE to the size (default 1M); given without\n"
+          "                           -f it replaces the default factor\n"
+          "  -n, --iters N            fixed number of timed ops per size (default: adapt\n"
+          "                           to -T, clamped to [%d, %d])\n"
+          "  -T, --target_time SEC    seconds per timed loop when -n is not given (0.1)\n"
+          "  -w, --warmup_iters N     warmup ops per size (default 5: 2 from 8M, 1 from\n"
+          "                           64M; a value given is used as is, at least 1)\n"
+          "  -r, --repetitions N      timed loops per size, the fastest reported (1)\n"
+          "  -c, --check N            check results N times per size (default 1; 0 off)\n"
+          "  -o, --op OP              sum|prod|max|min|avg|all (default sum)\n"
+          "  -d, --datatype TYPE      int8|uint8|int32|uint32|int64|uint64|half|float|\n"
+          "                           double|bfloat16|all (default float)\n"
+          "  -a, --average N          time across ranks: 0 rank 0, 1 avg, 2 min, 3 max\n"
+          "                           (default 3)\n"
+          "  -I, --in_place 0|1       also measure in place (default 1)\n"
+          "      --root N             root rank of rooted collectives (default 0)\n"
+          "  -z, --blocking 0|1       accepted; calls are always blocking\n"
+          "  -g, --ngpus 1            accepted with 1 only\n"
+          "  -t, --nthreads 1         accepted with 1 only\n"
+          "  -h, --help               this text\n"
+          "See docs/perf.md.\n",
+          prog, PERF_MIN_ITERS, PERF_MAX_ITERS);
+}
+
+/* Size with an optional K/M/G suffix (powers of 1024), as nccl-tests
+ * parses it; fractions like 1.5M are accepted.  Returns -1 if invalid. */
+static int perf_parse_size(const char *s, size_t *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || errno || !(v >= 0)) return -1;
+  switch (*end) {
+    case 'k': case 'K': v *= 1024.0; end++; break;
+    case 'm': case 'M': v *= 1024.0 * 1024.0; end++; break;
+    case 'g': case 'G': v *= 1024.0 * 1024.0 * 1024.0; end++; break;
+    default: break;
+  }
+  if (*end != '\0' || v >= 18446744073709551616.0) return -1;
+  *out = (size_t)v;
+  return 0;
+}
+
+static int perf_parse_int(const char *s, int lo, int hi, int *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 0);
+  if (end == s || *end != '\0' || errno || v < lo || v > hi) return -1;
+  *out = (int)v;
+  return 0;
+}
+
+static int perf_parse_type(const char *s, int *out) {
+  if (strcmp(s, "all") == 0) { *out = -1; return 0; }
+  for (int t = 0; t < HRING_NUM_TYPES; t++)
+    if (strcmp(s, perf_type_names[t]) == 0) { *out = t; return 0; }
+  for (size_t k = 0; k < sizeof perf_type_aliases / sizeof perf_type_aliases[0]; k++)
+    if (strcmp(s, perf_type_aliases[k].name) == 0) {
+      *out = (int)perf_type_aliases[k].type;
+      return 0;
+    }
+  return -1;
+}
+
+static int perf_parse_op(const char *s, int *out) {
+  if (strcmp(s, "all") == 0) { *out = -1; return 0; }
+  for (int o = 0; o < HRING_NUM_OPS; o++)
+    if (strcmp(s, perf_op_names[o]) == 0) { *out = o; return 0; }
+  return -1;
+}
+
+/* The launcher's rank before the communicator exists: only one process of
+ * the job should print usage errors. */
+static int perf_env_rank_is_zero(void) {
+  const char *s = getenv("HRING_RANK");
+  if (!s) s = getenv("RANK");
+  if (!s) s = getenv("OMPI_COMM_WORLD_RANK");
+  if (!s) s = getenv("PMIX_RANK");
+  if (!s) s = getenv("SLURM_PROCID");
+  return !s || atoi(s) == 0;
+}
+
+enum { PERF_OPT_ROOT = 1000 };
+
+/* Returns 0 to run, 1 after --help (exit 0), -1 on a bad command line. */
+static int perf_parse_args(int argc, char **argv, perf_opts_t *o, int loud,
+                           const char *prog) {
+  static const struct option longopts[] = {
+      {"minbytes", required_argument, 0, 'b'},
+      {"maxbytes", required_argument, 0, 'e'},
+      {"stepbytes", required_argument, 0, 'i'},
+      {"stepfactor", required_argument, 0, 'f'},
+      {"iters", required_argument, 0, 'n'},
+      {"warmup_iters", required_argument, 0, 'w'},
+      {"check", required_argument, 0, 'c'},
+      {"op", required_argument, 0, 'o'},
+      {"datatype", required_argument, 0, 'd'},
+      {"average", required_argument, 0, 'a'},
+      {"target_time", required_argument, 0, 'T'},
+      {"repetitions", required_argument, 0, 'r'},
+      {"in_place", required_argument, 0, 'I'},
+      {"blocking", required_argument, 0, 'z'},
+      {"ngpus", required_argument, 0, 'g'},
+      {"nthreads", required_argument, 0, 't'},
+      {"root", required_argument, 0, PERF_OPT_ROOT},
+      {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0}};
+  int factor_set = 0, step_set = 0, one;
+  long factor = 2;
+  opterr = loud;
+  for (;;) {
+    int ch = getopt_long(argc, argv, "b:e:i:f:n:w:c:o:d:a:T:r:I:z:g:t:h", longopts,
+                         NULL);
+    if (ch == -1) break;
+    const char *what = NULL;
+    switch (ch) {
+      case 'b':
+        if (perf_parse_size(optarg, &o->minbytes)) what = "-b";
+        break;
+      case 'e':
+        if (perf_parse_size(optarg, &o->maxbytes)) what = "-e";
+        break;
+      case 'i':
+        if (perf_parse_size(optarg, &o->stepbytes)) what = "-i";
+        step_set = 1;
+        break;
+      case 'f': {
+        int f = 0;
+        if (perf_parse_int(optarg, 0, 1 << 30, &f)) what = "-f";
+        factor = f;
+        factor_set = 1;
+        break;
+      }
+      case 'n':
+        if (perf_parse_int(optarg, 1, 1 << 30, &o->iters)) what = "-n";
+        break;
+      case 'w':
+        if (perf_parse_int(optarg, 0, 1 << 30, &o->warmup)) what = "-w";
+        o->warmup_set = 1;
+        break;
+      case 'c':
+        if (perf_parse_int(optarg, 0, 1 << 20, &o->check)) what = "-c";
+        break;
+      case 'o':
+        if (perf_parse_op(optarg, &o->op)) what = "-o";
+        break;
+      case 'd':
+        if (perf_parse_type(optarg, &o->type)) what = "-d";
+        break;
+      case 'a':
+        if (perf_parse_int(optarg, 0, 3, &o->average)) what = "-a";
+        break;
+      case 'T': {
+        char *end;
+        errno = 0;
+        o->target = strtod(optarg, &end);
+        if (end == optarg || *end || errno || !(o->target >= 0) || isinf(o->target))
+          what = "-T";
+        break;
+      }
+      case 'r':
+        if (perf_parse_int(optarg, 1, 1 << 20, &o->reps)) what = "-r";
+        break;
+      case 'I':
+        if (perf_parse_int(optarg, 0, 1, &o->inplace)) what = "-I";
+        break;
+      case 'z':
+        if (perf_parse_int(optarg, 0, 1, &one)) what = "-z";
+        break;
+      case 'g':
+      case 't':
+        /* One rank per process, no threads: nccl-tests' -g/-t only make
+         * sense with their default of 1. */
+        if (perf_parse_int(optarg, 1, 1, &one)) what = ch == 'g' ? "-g" : "-t";
+        break;
+      case PERF_OPT_ROOT:
+        if (perf_parse_int(optarg, 0, 1 << 30, &o->root)) what = "--root";
+        break;
+      case 'h':
+        if (loud) perf_usage(stdout, prog);
+        return 1;
+      default:
+        if (loud) perf_usage(stderr, prog);
+        return -1;
+    }
+    if (what) {
+      if (loud) {
+        fprintf(stderr, "%s: invalid value '%s' for %s\n", prog, optarg, what);
+        perf_usage(stderr, prog);
+      }
+      return -1;
+    }
+  }
+  if (optind < argc) {
+    if (loud) {
+      fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
+      perf_usage(stderr, prog);
+    }
+    return -1;
+  }
+  /* nccl-tests grows sizes by the factor when it is > 1, else by stepbytes.
+   * Our default factor is 2 (the peer harness'), so -i alone means linear
+   * steps, as it does with nccl-tests' disabled default factor. */
+  if (!factor_set && step_set) factor = 1;
+  o->stepfactor = (size_t)factor;
+  if (o->stepfactor <= 1 && o->stepbytes == 0) {
+    if (loud) fprintf(stderr, "%s: -i must be > 0 when -f is 0 or 1\n", prog);
+    return -1;
+  }
+  if (o->minbytes > o->maxbytes) {
+    if (loud)
+      fprintf(stderr, "%s: invalid sizes: minbytes %zu > maxbytes %zu\n", prog,
+              o->minbytes, o->maxbytes);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The run: communicator, buffers, results.                                */
+
+typedef struct {
+  const hring_perf_coll_t *coll;
+  const perf_opts_t *o;
+  const char *prog;
+  hring_comm_t comm;
+  int rank, nranks;
+  unsigned char *sendbuf, *recvbuf; /* maxbytes + guard each */
+  size_t bufbytes;
+  double bw_sum;
+  int bw_rows;
+  int64_t wrong_total;
+} perf_run_t;
+
+/* A failed library call ends the benchmark: the message names the call and
+ * carries the library's own explanation. */
+static void perf_check_rc(perf_run_t *R, hring_result_t rc, const char *what) {
+  if (rc == HRING_SUCCESS) return;
+  fprintf(stderr, "%s: rank %d: %s failed: %s: %s\n", R->prog, R->rank, what,
+          hring_strerror(rc), hring_last_error());
+  fflush(stderr);
+  if (R->comm) hring_comm_destroy(R->comm);
+  exit(1);
+}
+
+static double perf_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The API has no barrier yet; a one-element allreduce returns on no rank
+ * before every rank has entered it. */
+static void perf_barrier(perf_run_t *R) {
+  int32_t x = 0;
+  perf_check_rc(R, hring_allreduce(&x, &x, 1, HRING_INT32, HRING_SUM, R->comm, NULL),
+                "hring_allreduce (barrier)");
+}
+
+/* how: 0 rank 0's value, 1 average, 2 min, 3 max over ranks. */
+static double perf_aggregate(perf_run_t *R, double v, int how) {
+  double in = v, out = 0;
+  hring_redop_t op = HRING_MAX;
+  switch (how) {
+    case 0: in = R->rank == 0 ? v : 0.0; op = HRING_SUM; break;
+    case 1: op = HRING_SUM; break;
+    case 2: op = HRING_MIN; break;
+    default: op = HRING_MAX; break;
+  }
+  perf_check_rc(R, hring_allreduce(&in, &out, 1, HRING_FLOAT64, op, R->comm, NULL),
+                "hring_allreduce (time aggregation)");
+  return how == 1 ? out / R->nranks : out;
+}
+
+static int64_t perf_sum_i64(perf_run_t *R, int64_t v) {
+  int64_t out = 0;
+  perf_check_rc(R, hring_allreduce(&v, &out, 1, HRING_INT64, HRING_SUM, R->comm, NULL),
+                "hring_allreduce (#wrong)");
+  return out;
+}
+
+/* Where one measurement reads and writes: the nccl-tests in-place layout. */
+typedef struct {
+  unsigned char *send, *recv;
+  size_t extent; /* bytes of recvbuf the call may touch; the guard follows */
+} perf_place_t;
+
+static perf_place_t perf_place(perf_run_t *R, const hring_perf_ctx_t *c, int inplace) {
+  perf_place_t p;
+  size_t ts = c->type_size, r = (size_t)R->rank;
+  if (inplace) {
+    p.send = R->recvbuf + c->n.send_inplace_offset * r * ts;
+    p.recv = R->recvbuf + c->n.recv_inplace_offset * r * ts;
+    p.extent = (c->n.sendcount > c->n.recvcount ? c->n.sendcount : c->n.recvcount) * ts;
+  } else {
+    p.send = R->sendbuf;
+    p.recv = R->recvbuf;
+    p.extent = c->n.recvcount * ts;
+  }
+  return p;
+}
+
+/* Input in place; output and guard poisoned (0xff bytes: NaN in every
+ * floating type, -1 or the maximum in the integer ones), so an output the
+ * library never wrote cannot pass the check. */
+static void perf_prepare(perf_run_t *R, const hring_perf_ctx_t *c,
+                         const perf_place_t *p, int poison) {
+  if (poison) memset(R->recvbuf, 0xff, p->extent + PERF_GUARD_BYTES);
+  hring_perf_fill(c, p->send, c->n.sendcount, R->coll->input, R->rank, 0);
+}
+
+/* Runs `iters` ops back to back after a barrier; this rank's seconds per op. */
+static double perf_timed_loop(perf_run_t *R, const hring_perf_ctx_t *c,
+                              const perf_place_t *p, int iters) {
+  perf_barrier(R);
+  double t0 = perf_now();
+  for (int it = 0; it < iters; it++)
+    perf_check_rc(R, R->coll->run(c, p->send, p->recv), R->coll->call);
+  return (perf_now() - t0) / iters;
+}
+
+/* Wrong elements of this rank: its output, its input where it must be left
+ * untouched (out of place), and the guard after the output. */
+static int64_t perf_local_wrong(perf_run_t *R, const hring_perf_ctx_t *c,
+                                const perf_place_t *p, int inplace) {
+  int64_t wrong = R->coll->check_output(c, p->recv);
+  if (!inplace)
+    wrong += hring_perf_count_wrong(c, p->send, c->n.sendcount, R->coll->input,
+                                    R->rank, 0);
+  const unsigned char *g = R->recvbuf + p->extent;
+  for (size_t k = 0; k < PERF_GUARD_BYTES; k += c->type_size) {
+    for (size_t b = 0; b < c->type_size; b++)
+      if (g[k + b] != 0xff) { wrong++; break; }
+  }
+  return wrong;
+}
+
+static int perf_warmup_ops(const perf_opts_t *o, size_t bytes) {
+  int w = o->warmup;
+  if (!o->warmup_set) {
+    if (bytes >= PERF_WARMUP_1_FROM) w = 1;
+    else if (bytes >= PERF_WARMUP_2_FROM && w > 2) w = 2;
+  }
+  /* At least one: it synchronises the ranks' first op and, when the
+   * iteration count adapts, gives the time per op it is computed from. */
+  return w < 1 ? 1 : w;
+}
+
+/* One column group: returns the time per op (aggregated) and the #wrong
+ * summed over ranks (-1 when not checked). */
+static double perf_measure(perf_run_t *R, const hring_perf_ctx_t *c, int inplace,
+                           size_t bytes, int64_t *wrong_out) {
+  const perf_opts_t *o = R->o;
+  perf_place_t p = perf_place(R, c, inplace);
+  perf_prepare(R, c, &p, o->check > 0);
+
+  /* Warmup, timed as one loop: its per-op time, the max over ranks so that
+   * all ranks derive the same count, sets the iterations. */
+  int warm = perf_warmup_ops(o, bytes);
+  double tw = perf_aggregate(R, perf_timed_loop(R, c, &p, warm), 3);
+  int iters = o->iters;
+  if (iters == 0) {
+    double want = o->target / (tw > 1e-9 ? tw : 1e-9);
+    iters = want < PERF_MIN_ITERS ? PERF_MIN_ITERS
+            : want > PERF_MAX_ITERS ? PERF_MAX_ITERS
+                                    : (int)want;
+  }
+
+  double best = INFINITY;
+  for (int rep = 0; rep < o->reps; rep++) {
+    double t = perf_aggregate(R, perf_timed_loop(R, c, &p, iters), o->average);
+    if (t < best) best = t;
+  }
+
+  int64_t wrong = -1;
+  for (int k = 0; k < o->check; k++) {
+    /* Out of place, the first check is on the output of the timed loop;
+     * in place (whose timed loop reduced its own output again and again)
+     * and for every further check, it is on one op over fresh data, as
+     * nccl-tests checks. */
+    if (inplace || k > 0) {
+      perf_prepare(R, c, &p, 1);
+      perf_check_rc(R, R->coll->run(c, p.send, p.recv), R->coll->call);
+    }
+    wrong = perf_sum_i64(R, perf_local_wrong(R, c, &p, inplace));
+    if (wrong) break;
+  }
+  *wrong_out = wrong;
+  return best;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Output (rank 0).                                                        */
+
+/* nccl-tests' time column: fewer decimals as the value grows. */
+static void perf_format_time(char *s, size_t n, double usec) {
+  if (usec >= 10000.0) snprintf(s, n, "%7.0f", usec);
+  else if (usec >= 100.0) snprintf(s, n, "%7.1f", usec);
+  else snprintf(s, n, "%7.2f", usec);
+}
+
+static void perf_print_group(perf_run_t *R, size_t bytes, double sec, int64_t wrong) {
+  char ts[32], ws[32];
+  double algbw = sec > 0 ? (double)bytes / 1e9 / sec : 0.0;
+  double busbw = algbw * R->coll->bus_factor(R->nranks);
+  perf_format_time(ts, sizeof ts, sec * 1e6);
+  if (wrong < 0) snprintf(ws, sizeof ws, "%5s", "N/A");
+  else snprintf(ws, sizeof ws, "%5lld", (long long)wrong);
+  printf("  %7s  %6.2f  %6.2f  %s", ts, algbw, busbw, ws);
+  R->bw_sum += busbw;
+  R->bw_rows++;
+}
+
+/* First line of /proc/cpuinfo's "model name", the CPU counterpart of the
+ * GPU name nccl-tests prints. */
+static void perf_cpu_name(char *out, size_t n) {
+  snprintf(out, n, "host");
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if (!f) return;
+  char line[256];
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "model name", 10) != 0) continue;
+    char *v = strchr(line, ':');
+    if (!v) break;
+    v++;
+    while (*v == ' ' || *v == '\t') v++;
+    v[strcspn(v, "\n")] = '\0';
+    snprintf(out, n, "%s", v);
+    break;
+  }
+  fclose(f);
+}
+
+/* nccl-tests' header: parameters, then one line per rank (gathered with a
+ * byte-sum allreduce, each rank writing only its own slot), then columns. */
+static void perf_print_header(perf_run_t *R) {
+  const perf_opts_t *o = R->o;
+  size_t total = (size_t)R->nranks * PERF_RANK_LINE;
+  char *lines = perf_xmalloc(total);
+  memset(lines, 0, total);
+  char host[128] = "unknown", cpu[96];
+  gethostname(host, sizeof host - 1);
+  host[sizeof host - 1] = '\0';
+  perf_cpu_name(cpu, sizeof cpu);
+  snprintf(lines + (size_t)R->rank * PERF_RANK_LINE, PERF_RANK_LINE,
+           "#  Rank %2d Group %2d Pid %6d on %10s device %2d [cpu] %s\n", R->rank, 0,
+           (int)getpid(), host, 0, cpu);
+  perf_check_rc(R, hring_allreduce(lines, lines, total, HRING_UINT8, HRING_SUM,
+                                   R->comm, NULL),
+                "hring_allreduce (rank lines)");
+  if (R->rank == 0) {
+    int version = 0;
+    hring_get_version(&version);
+    char iters[32];
+    if (o->iters) snprintf(iters, sizeof iters, "%d", o->iters);
+    else snprintf(iters, sizeof iters, "auto");
+    printf("# nThread 1 nGpus 1 minBytes %zu maxBytes %zu step: %zu(%s) warmup iters: %d "
+           "iters: %s agg iters: 1 validation: %d graph: 0\n",
+           o->minbytes, o->maxbytes, o->stepfactor > 1 ? o->stepfactor : o->stepbytes,
+           o->stepfactor > 1 ? "factor" : "bytes", o->warmup, iters, o->check);
+    static const char *const agg[] = {"rank 0", "average", "min", "max"};
+    printf("# %s on hring %d.%d.%d: %d ranks, host memory, blocking calls\n",
+           R->coll->name, version / 10000, version / 100 % 100, version % 100, R->nranks);
+    printf("# time per op: elapsed of the timed loop / iters, %s over ranks (-a %d), "
+           "fastest of %d repetition(s) (-r)\n",
+           agg[o->average], o->average, o->reps);
+    if (!o->iters)
+      printf("# iters per size: %.3f s (-T) / time of a warmup op, clamped to [%d, %d]\n",
+             o->target, PERF_MIN_ITERS, PERF_MAX_ITERS);
+    printf("#\n# Using devices\n");
+    for (int r = 0; r < R->nranks; r++) fputs(lines + (size_t)r * PERF_RANK_LINE, stdout);
+    printf("#\n");
+    printf("# %10s  %12s  %8s  %6s  %6s           out-of-place%s\n", "", "", "", "", "",
+           o->inplace ? "                       in-place          " : "");
+    printf("# %10s  %12s  %8s  %6s  %6s  %7s  %6s  %6s %6s", "size", "count", "type",
+           "redop", "root", "time", "algbw", "busbw", "#wrong");
+    if (o->inplace) printf("  %7s  %6s  %6s %6s", "time", "algbw", "busbw", "#wrong");
+    printf("\n# %10s  %12s  %8s  %6s  %6s  %7s  %6s  %6s  %5s", "(B)", "(elements)", "",
+           "", "", "(us)", "(GB/s)", "(GB/s)", "");
+    if (o->inplace) printf("  %7s  %6s  %6s  %5s", "(us)", "(GB/s)", "(GB/s)", "");
+    printf("\n");
+    fflush(stdout);
+  }
+  free(lines);
+}
+
+/* All sizes for one type and op. */
+static void perf_sweep(perf_run_t *R, hring_datatype_t type, hring_redop_t op) {
+  const perf_opts_t *o = R->o;
+  const hring_perf_coll_t *coll = R->coll;
+  hring_perf_ctx_t c;
+  memset(&c, 0, sizeof c);
+  c.comm = R->comm;
+  c.rank = R->rank;
+  c.nranks = R->nranks;
+  c.type = type;
+  c.type_size = perf_type_sizes[type];
+  c.op = op;
+  c.root = coll->uses_root ? o->root : 0;
+
+  for (size_t size = o->minbytes; size <= o->maxbytes;) {
+    coll->get_counts(size / c.type_size, R->nranks, &c.n);
+    size_t sb = c.n.sendcount * c.type_size, rb = c.n.recvcount * c.type_size;
+    size_t bytes = sb > rb ? sb : rb;
+    int64_t w1 = -1, w2 = -1;
+    double t1 = perf_measure(R, &c, 0, bytes, &w1), t2 = 0;
+    if (o->inplace) t2 = perf_measure(R, &c, 1, bytes, &w2);
+    if (R->rank == 0) {
+      printf("%12zu  %12zu  %8s  %6s  %6d", bytes, c.n.paramcount,
+             perf_type_names[type], coll->uses_op ? perf_op_names[op] : "none",
+             coll->uses_root ? c.root : -1);
+      perf_print_group(R, bytes, t1, w1);
+      if (o->inplace) perf_print_group(R, bytes, t2, w2);
+      printf("\n");
+      fflush(stdout);
+    }
+    /* #wrong is already summed over ranks, so every rank knows the verdict
+     * and exits with the same status. */
+    R->wrong_total += (w1 > 0 ? w1 : 0) + (w2 > 0 ? w2 : 0);
+    /* Stop when the step makes no progress (size 0 with a factor) or
+     * would overflow. */
+    size_t next = o->stepfactor > 1 ? size * o->stepfactor : size + o->stepbytes;
+    if (next <= size || (o->stepfactor > 1 && next / o->stepfactor != size)) break;
+    size = next;
+  }
+}
+
+int hring_perf_main(int argc, char **argv, const hring_perf_coll_t *coll) {
+  const char *prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+  perf_opts_t o = {.minbytes = 8,
+                   .maxbytes = (size_t)64 << 20,
+                   .stepbytes = (size_t)1 << 20,
+                   .stepfactor = 2,
+                   .iters = 0,
+                   .warmup = PERF_DEFAULT_WARMUP,
+                   .target = PERF_DEFAULT_TARGET_S,
+                   .check = 1,
+                   .op = HRING_SUM,
+                   .type = HRING_FLOAT32,
+                   .average = 3,
+                   .reps = 1,
+                   .inplace = 1,
+                   .root = 0};
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  int pa = perf_parse_args(argc, argv, &o, perf_env_rank_is_zero(), prog);
+  if (pa > 0) return 0;
+  if (pa < 0) return 2;
+
+  perf_run_t R;
+  memset(&R, 0, sizeof R);
+  R.coll = coll;
+  R.o = &o;
+  R.prog = prog;
+  perf_check_rc(&R, hring_comm_init_env(&R.comm), "hring_comm_init_env");
+  perf_check_rc(&R, hring_comm_rank(R.comm, &R.rank), "hring_comm_rank");
+  perf_check_rc(&R, hring_comm_size(R.comm, &R.nranks), "hring_comm_size");
+  if (coll->uses_root && o.root >= R.nranks) {
+    if (R.rank == 0)
+      fprintf(stderr, "%s: --root %d is not a rank of %d\n", prog, o.root, R.nranks);
+    hring_comm_destroy(R.comm);
+    return 2;
+  }
+
+  /* Both buffers once, at the largest size plus the guard, every page
+   * touched now so that no page fault lands in a timed loop. */
+  R.bufbytes = (o.maxbytes + PERF_GUARD_BYTES + PERF_ALIGN - 1) / PERF_ALIGN * PERF_ALIGN;
+  void *s = NULL, *r = NULL;
+  if (posix_memalign(&s, PERF_ALIGN, R.bufbytes) || posix_memalign(&r, PERF_ALIGN, R.bufbytes)) {
+    fprintf(stderr, "%s: rank %d: cannot allocate 2 x %zu bytes\n", prog, R.rank, R.bufbytes);
+    hring_comm_destroy(R.comm);
+    return 1;
+  }
+  R.sendbuf = s;
+  R.recvbuf = r;
+  memset(R.sendbuf, 0, R.bufbytes);
+  memset(R.recvbuf, 0xff, R.bufbytes);
+
+  perf_print_header(&R);
+  int t0 = o.type < 0 ? 0 : o.type, t1 = o.type < 0 ? HRING_NUM_TYPES - 1 : o.type;
+  int op0 = o.op, op1 = o.op;
+  if (!coll->uses_op) op0 = op1 = HRING_SUM;
+  else if (o.op < 0) { op0 = 0; op1 = HRING_NUM_OPS - 1; }
+  for (int t = t0; t <= t1; t++)
+    for (int op = op0; op <= op1; op++) perf_sweep(&R, (hring_datatype_t)t, (hring_redop_t)op);
+
+  /* nccl-tests' footer; NCCL_TESTS_MIN_BW turns the average into a pass /
+   * fail threshold (90% of it), as there. */
+  int status = R.wrong_total ? 1 : 0;
+  if (R.rank == 0) {
+    double avg = R.bw_rows ? R.bw_sum / R.bw_rows : 0.0;
+    const char *minbw_s = getenv("NCCL_TESTS_MIN_BW");
+    const char *verdict = "";
+    if (minbw_s) {
+      int ok = avg >= 0.9 * atof(minbw_s);
+      verdict = ok ? "OK" : "FAILED";
+      if (!ok) status = 1;
+    }
+    printf("# Out of bounds values : %lld %s\n", (long long)R.wrong_total,
+           R.wrong_total ? "FAILED" : "OK");
+    printf("# Avg bus bandwidth    : %g %s\n", avg, verdict);
+    printf("#\n");
+    fflush(stdout);
+  }
+  hring_comm_destroy(R.comm);
+  free(s);
+  free(r);
+  return status;
+}

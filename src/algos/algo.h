@@ -1,0 +1,66 @@
+/*
+ * algo.h - collective algorithms as schedules over the transport FIFOs.
+ *
+ * An algorithm sees peers (comm->conns[p]) and buffers only.  The engine
+ * helpers below turn the non-blocking FIFO calls into bounded waits that
+ * keep every connection the algorithm uses moving (tcp needs its queued
+ * bytes pushed while the rank waits for something else).
+ */
+#ifndef HRING_ALGO_H
+#define HRING_ALGO_H
+
+#include <stddef.h>
+#include "core/comm.h"
+#include "core/wait.h"
+#include "hring.h"
+
+typedef struct {
+  const void *sendbuf;
+  void *recvbuf;
+  size_t count;
+  size_t esize;
+  hring_datatype_t type;
+  hring_redop_t op;
+  int nt; /* write results with non-temporal stores */
+} hring_coll_args_t;
+
+/* Connections in use by one collective call, progressed while waiting. */
+#define HRING_ENGINE_MAX_ACTIVE 64
+typedef struct {
+  struct hring_comm *comm;
+  hring_waiter_t waiter;
+  hring_conn_t *active[HRING_ENGINE_MAX_ACTIVE];
+  int nactive;
+} hring_engine_t;
+
+void hring__engine_init(hring_engine_t *e, struct hring_comm *comm);
+/* Adds a connection to the set progressed while waiting (no duplicates). */
+void hring__engine_use(hring_engine_t *e, hring_conn_t *c);
+/* Blocking (bounded) forms of send_get / recv_get. */
+hring_result_t hring__engine_send_get(hring_engine_t *e, hring_conn_t *c, void **buf);
+hring_result_t hring__engine_recv_get(hring_engine_t *e, hring_conn_t *c, void **buf,
+                                      size_t expect_len);
+/* Waits until every posted message of the active connections has left this
+ * rank (tcp: written to the socket), so the call can return. */
+hring_result_t hring__engine_flush(hring_engine_t *e);
+
+/* Block partition of count elements over n parts: part i starts at
+ * *off and holds *cnt elements; the first count % n parts get one more. */
+static inline void hring__partition(size_t count, int n, int i, size_t *off, size_t *cnt) {
+  size_t base = count / (size_t)n, rem = count % (size_t)n, ui = (size_t)i;
+  *off = ui * base + (ui < rem ? ui : rem);
+  *cnt = base + (ui < rem ? 1 : 0);
+}
+
+hring_result_t hring__allreduce_ring(struct hring_comm *comm, const hring_coll_args_t *a,
+                                     size_t chunk_bytes);
+hring_result_t hring__allreduce_allpairs(struct hring_comm *comm, const hring_coll_args_t *a);
+
+/* Algorithms by number (comm->algo_forced; HRING_ALGO names them). */
+enum { HRING_ALGO_AUTO = 0, HRING_ALGO_RING = 1, HRING_ALGO_ALLPAIRS = 2 };
+
+/* Reads the tuning variables into comm and caches the smallest slot; called
+ * once the connections exist. */
+hring_result_t hring__algo_comm_init(struct hring_comm *comm);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * allpairs.c - latency allreduce for small messages: every rank sends its
+ * whole vector to every peer, then reduces the n vectors itself.
+ *
+ * One message step instead of the ring's 2(n-1): on shared memory each rank
+ * does its sends as soon as it runs, which matters most when ranks
+ * outnumber cores and every step costs a context switch.  The reduction
+ * runs in rank order 0, 1, ..., n-1 on every rank, so results are
+ * bit-identical everywhere.  Used while count * size fits one slot.
+ */
+#include <string.h>
+
+#include "algos/algo.h"
+#include "algos/reduce.h"
+#include "core/error.h"
+
+hring_result_t hring__allreduce_allpairs(struct hring_comm *comm, const hring_coll_args_t *a) {
+  const int n = comm->nranks, r = comm->rank;
+  const size_t bytes = a->count * a->esize;
+  hring_engine_t e;
+  hring__engine_init(&e, comm);
+  /* Send to r+1, r+2, ... so that the ranks do not all write to rank 0 first. */
+  for (int i = 1; i < n; i++) {
+    hring_conn_t *c = comm->conns[(r + i) % n];
+    void *sbuf;
+    hring__engine_use(&e, c);
+    HRING_CHECK(hring__engine_send_get(&e, c, &sbuf));
+    memcpy(sbuf, a->sendbuf, bytes);
+    HRING_CHECK(hring__send_post(c, bytes));
+  }
+  /* Every peer's vector, held in its receive slot until the reduction is
+   * done; the local one comes from the send buffer, or from a copy when the
+   * result overwrites it in place before its turn. */
+  const void *vec[HRING_ENGINE_MAX_ACTIVE + 1];
+  char local_copy[4096] __attribute__((aligned(64)));
+  const void *mine = a->sendbuf;
+  if (a->sendbuf == a->recvbuf && r >= 2) {
+    if (bytes > sizeof local_copy) return hring__err(HRING_ERR_INTERNAL, "allpairs: message too large");
+    memcpy(local_copy, a->sendbuf, bytes);
+    mine = local_copy;
+  }
+  for (int p = 0; p < n; p++) {
+    if (p == r) {
+      vec[p] = mine;
+      continue;
+    }
+    void *rbuf;
+    HRING_CHECK(hring__engine_recv_get(&e, comm->conns[p], &rbuf, bytes));
+    vec[p] = rbuf;
+  }
+  const int div = a->op == HRING_AVG ? n : 1;
+  hring__reduce(a->recvbuf, NULL, vec[0], vec[1], a->count, a->type, a->op, n == 2 ? div : 1, 0);
+  for (int p = 2; p < n; p++)
+    hring__reduce(a->recvbuf, NULL, a->recvbuf, vec[p], a->count, a->type, a->op,
+                  p == n - 1 ? div : 1, 0);
+  for (int p = 0; p < n; p++)
+    if (p != r) HRING_CHECK(hring__recv_release(comm->conns[p]));
+  return hring__engine_flush(&e);
+}

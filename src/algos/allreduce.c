@@ -1,0 +1,110 @@
+/*
+ * allreduce.c - hring_allreduce: argument checks, the choice of algorithm,
+ * and the communicator's failure state.
+ */
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+
+#include "algos/algo.h"
+#include "algos/reduce.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/visibility.h"
+
+#define ALLPAIRS_MAX_BYTES 4096 /* allpairs.c keeps a local copy this large */
+
+hring_result_t hring__algo_comm_init(struct hring_comm *comm) {
+  size_t m = SIZE_MAX;
+  for (int p = 0; p < comm->nranks; p++)
+    if (comm->conns[p] && comm->conns[p]->slot_size < m) m = comm->conns[p]->slot_size;
+  comm->min_slot = m;
+  const char *forced = hring__cfg_str(HRING_CFG_ALGO);
+  comm->algo_forced = HRING_ALGO_AUTO;
+  if (forced && strcasecmp(forced, "ring") == 0) comm->algo_forced = HRING_ALGO_RING;
+  else if (forced && strcasecmp(forced, "allpairs") == 0) comm->algo_forced = HRING_ALGO_ALLPAIRS;
+  else if (forced && *forced && strcasecmp(forced, "auto") != 0)
+    return hring__err(HRING_ERR_INVALID_ARGUMENT, "HRING_ALGO=%s: unknown (ring, allpairs, auto)",
+                      forced);
+  comm->small_max = hring__cfg_int(HRING_CFG_SMALL_MAX);
+  comm->chunk_size = hring__cfg_int(HRING_CFG_CHUNK_SIZE);
+  comm->nt_min = hring__cfg_int(HRING_CFG_NT_MIN);
+  return HRING_SUCCESS;
+}
+
+/* Checks shared by every collective: the handle, its state, the type, the
+ * op and the buffers.  Nothing is written when they fail. */
+static hring_result_t check_args(const char *fn, const void *sendbuf, void *recvbuf, size_t count,
+                                 hring_datatype_t type, hring_redop_t op, struct hring_comm *comm,
+                                 void *stream) {
+  HRING_CHECK(hring__comm_check(comm, fn));
+  if ((unsigned)type >= HRING_NUM_TYPES)
+    return hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: unknown data type %d", fn, (int)type);
+  if ((unsigned)op >= HRING_NUM_OPS)
+    return hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: unknown reduction op %d", fn, (int)op);
+  size_t es = hring_type_size(type);
+  if (count > SIZE_MAX / es)
+    return hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: count %zu of %zu-byte elements overflows",
+                      fn, count, es);
+  if (count > 0 && (!sendbuf || !recvbuf))
+    return hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: NULL %s buffer with count %zu", fn,
+                      sendbuf ? "receive" : "send", count);
+  if (stream)
+    return hring__err(HRING_ERR_UNSUPPORTED,
+                      "%s: CUDA streams are not supported in this build (pass NULL)", fn);
+  if (atomic_load(&comm->aborted))
+    return hring__err(HRING_ERR_INVALID_USAGE, "%s: communicator was aborted", fn);
+  if (comm->async_error != HRING_SUCCESS)
+    return hring__err(HRING_ERR_INVALID_USAGE,
+                      "%s: communicator failed earlier and must be destroyed (%s: %s)", fn,
+                      hring_strerror(comm->async_error), comm->async_msg);
+  return HRING_SUCCESS;
+}
+
+static int choose(struct hring_comm *comm, size_t bytes) {
+  int allpairs_ok = bytes <= ALLPAIRS_MAX_BYTES && bytes <= comm->min_slot &&
+                    comm->nranks <= HRING_ENGINE_MAX_ACTIVE;
+  if (comm->algo_forced == HRING_ALGO_RING) return HRING_ALGO_RING;
+  if (comm->algo_forced == HRING_ALGO_ALLPAIRS && allpairs_ok) return HRING_ALGO_ALLPAIRS;
+  int64_t small = comm->small_max < 0 ? ALLPAIRS_MAX_BYTES : comm->small_max;
+  return allpairs_ok && (int64_t)bytes <= small ? HRING_ALGO_ALLPAIRS : HRING_ALGO_RING;
+}
+
+static size_t ring_chunk(struct hring_comm *comm, size_t bytes) {
+  size_t slot = comm->min_slot;
+  if (comm->chunk_size > 0) return (size_t)comm->chunk_size < slot ? (size_t)comm->chunk_size : slot;
+  /* Enough chunks per segment that neighbours overlap, but not so small that
+   * per-message cost dominates. */
+  size_t seg = bytes / (size_t)comm->nranks;
+  size_t chunk = seg / 4;
+  if (chunk < 4096) chunk = 4096;
+  chunk = (chunk + 63) & ~(size_t)63;
+  return chunk < slot ? chunk : slot;
+}
+
+HRING_API hring_result_t hring_allreduce(const void *sendbuf, void *recvbuf, size_t count,
+                                         hring_datatype_t type, hring_redop_t op,
+                                         hring_comm_t comm, void *stream) {
+  HRING_CHECK(check_args("hring_allreduce", sendbuf, recvbuf, count, type, op, comm, stream));
+  if (count == 0) return HRING_SUCCESS;
+  hring_coll_args_t a = {sendbuf, recvbuf, count, hring_type_size(type), type, op, 0};
+  size_t bytes = count * a.esize;
+  if (comm->nranks == 1) {
+    if (sendbuf != recvbuf) memmove(recvbuf, sendbuf, bytes);
+    return HRING_SUCCESS; /* AVG over one rank divides by 1 */
+  }
+  a.nt = comm->nt_min > 0 && bytes >= (size_t)comm->nt_min;
+  atomic_store(&comm->in_call, 1);
+  comm->seq++;
+  hring_result_t r;
+  if (choose(comm, bytes) == HRING_ALGO_ALLPAIRS) {
+    r = hring__allreduce_allpairs(comm, &a);
+  } else {
+    r = hring__allreduce_ring(comm, &a, ring_chunk(comm, bytes));
+  }
+  if (r != HRING_SUCCESS) hring__comm_fail(comm, r);
+  atomic_store(&comm->in_call, 0);
+  return r;
+}

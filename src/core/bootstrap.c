@@ -1,0 +1,315 @@
+/*
+ * bootstrap.c - root service and client of the rendezvous (bootstrap.h).
+ *
+ * Wire protocol (all integers little-endian host order; the bootstrap only
+ * runs between hosts of one job, which are all x86-64 or all aarch64):
+ *   root -> client : challenge[16]
+ *   client -> root : hello {magic, version, rank, nranks, proof[16]}
+ *   root -> client : ack {magic, status}       (after every rank has joined)
+ *   then rounds:  client -> root {magic, size} data[size]
+ *                 root -> client data[nranks * size]
+ *   a round with size BS_CLOSE ends the session.
+ */
+#include "core/bootstrap.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/socket.h"
+#include "core/wait.h"
+
+#define BS_MAGIC 0x48524e47u /* "HRNG" */
+#define BS_VERSION 1u
+#define BS_CLOSE 0xffffffffu
+#define BS_ROUND_MAX (1u << 20) /* per rank; anything larger is an attack or a bug */
+#define BS_HELLO_TIMEOUT_MS 5000 /* a silent stranger costs at most this */
+#define BS_MAX_RANKS (1 << 20)
+#define ID_MAGIC "HRNGUID1"
+
+typedef struct {
+  uint32_t magic, version;
+  int32_t rank, nranks;
+  uint8_t proof[16];
+} bs_hello_t;
+
+typedef struct {
+  uint32_t magic, size;
+} bs_round_t;
+
+struct hring_bootstrap {
+  int fd;
+  int rank, nranks;
+  uint64_t deadline_ns;
+};
+
+hring_result_t hring__random(void *buf, size_t len) {
+  uint8_t *p = buf;
+  while (len > 0) {
+    ssize_t n = getrandom(p, len, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return hring__err_errno(HRING_ERR_SYSTEM, errno, "getrandom");
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  return HRING_SUCCESS;
+}
+
+/* id layout: magic[8] secret[16] family[2] port[2] addr[16] */
+hring_result_t hring__id_pack(const hring_id_info_t *info, hring_unique_id_t *id) {
+  memset(id, 0, sizeof *id);
+  char *p = id->internal;
+  memcpy(p, ID_MAGIC, 8);
+  memcpy(p + 8, info->secret, 16);
+  uint16_t fam = (uint16_t)info->root.ss_family, port = hring__addr_port(&info->root);
+  memcpy(p + 24, &fam, 2);
+  memcpy(p + 26, &port, 2);
+  if (fam == AF_INET6)
+    memcpy(p + 28, &((const struct sockaddr_in6 *)&info->root)->sin6_addr, 16);
+  else
+    memcpy(p + 28, &((const struct sockaddr_in *)&info->root)->sin_addr, 4);
+  return HRING_SUCCESS;
+}
+
+hring_result_t hring__id_unpack(const hring_unique_id_t *id, hring_id_info_t *info) {
+  const char *p = id->internal;
+  if (memcmp(p, ID_MAGIC, 8) != 0)
+    return hring__err(HRING_ERR_INVALID_ARGUMENT,
+                      "not a unique id made by hring_get_unique_id (bad magic)");
+  memset(info, 0, sizeof *info);
+  memcpy(info->secret, p + 8, 16);
+  uint16_t fam, port;
+  memcpy(&fam, p + 24, 2);
+  memcpy(&port, p + 26, 2);
+  if (fam == AF_INET6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&info->root;
+    a->sin6_family = AF_INET6;
+    memcpy(&a->sin6_addr, p + 28, 16);
+  } else if (fam == AF_INET) {
+    struct sockaddr_in *a = (struct sockaddr_in *)&info->root;
+    a->sin_family = AF_INET;
+    memcpy(&a->sin_addr, p + 28, 4);
+  } else {
+    return hring__err(HRING_ERR_INVALID_ARGUMENT, "unique id: bad address family %u", fam);
+  }
+  hring__addr_set_port(&info->root, port);
+  if (port == 0) return hring__err(HRING_ERR_INVALID_ARGUMENT, "unique id: port 0");
+  return HRING_SUCCESS;
+}
+
+/* ---- root service ---- */
+
+typedef struct {
+  int lfd;
+  uint8_t secret[16];
+  uint64_t deadline_ns;
+} root_args_t;
+
+/* Authenticates one incoming connection; returns its rank or -1 (dropped). */
+static int root_admit(root_args_t *a, int fd, int *nranks, const int *fds) {
+  uint8_t challenge[16], proof[16];
+  bs_hello_t h;
+  uint64_t dl = hring__now_ns() + BS_HELLO_TIMEOUT_MS * 1000000ull;
+  if (dl > a->deadline_ns) dl = a->deadline_ns;
+  if (hring__random(challenge, sizeof challenge) != HRING_SUCCESS ||
+      hring__sock_send_all(fd, challenge, sizeof challenge, dl) != HRING_SUCCESS ||
+      hring__sock_recv_all(fd, &h, sizeof h, dl) != HRING_SUCCESS) {
+    HRING_WARN(HRING_SUB_INIT, "bootstrap root: dropped a connection that did not complete the "
+               "hello: %s", hring_last_error());
+    return -1;
+  }
+  hring__auth_proof(a->secret, 16, challenge, sizeof challenge, proof);
+  if (h.magic != BS_MAGIC || h.version != BS_VERSION) {
+    HRING_WARN(HRING_SUB_INIT, "bootstrap root: dropped a connection with a bad hello (magic %#x "
+               "version %u)", h.magic, h.version);
+    return -1;
+  }
+  if (memcmp(proof, h.proof, 16) != 0) {
+    HRING_WARN(HRING_SUB_INIT, "bootstrap root: dropped a connection that claimed rank %d but "
+               "does not know the job secret", h.rank);
+    return -1;
+  }
+  if (h.nranks <= 0 || h.nranks > BS_MAX_RANKS || (*nranks && h.nranks != *nranks) ||
+      h.rank < 0 || h.rank >= h.nranks || (fds && fds[h.rank] >= 0)) {
+    HRING_WARN(HRING_SUB_INIT, "bootstrap root: dropped rank %d of %d (expected %d ranks, "
+               "or that rank joined already)", h.rank, h.nranks, *nranks);
+    return -1;
+  }
+  *nranks = h.nranks;
+  return h.rank;
+}
+
+static void root_close_all(int *fds, int n) {
+  for (int i = 0; i < n; i++)
+    if (fds && fds[i] >= 0) close(fds[i]);
+  free(fds);
+}
+
+static void *root_main(void *arg) {
+  root_args_t *a = arg;
+  int nranks = 0, joined = 0, *fds = NULL;
+  char *buf = NULL;
+  while (nranks == 0 || joined < nranks) {
+    int fd;
+    if (hring__sock_accept(a->lfd, a->deadline_ns, &fd) != HRING_SUCCESS) {
+      HRING_WARN(HRING_SUB_INIT, "bootstrap root: only %d of %d ranks joined before the "
+                 "deadline", joined, nranks);
+      goto done;
+    }
+    int rank = root_admit(a, fd, &nranks, fds);
+    if (rank < 0) {
+      close(fd);
+      continue;
+    }
+    if (!fds) {
+      fds = malloc(sizeof(int) * (size_t)nranks);
+      if (!fds) { close(fd); goto done; }
+      for (int i = 0; i < nranks; i++) fds[i] = -1;
+    }
+    fds[rank] = fd;
+    joined++;
+  }
+  close(a->lfd);
+  a->lfd = -1;
+  for (int r = 0; r < nranks; r++) {
+    bs_round_t ack = {BS_MAGIC, 0};
+    if (hring__sock_send_all(fds[r], &ack, sizeof ack, a->deadline_ns) != HRING_SUCCESS) goto done;
+  }
+  for (;;) {
+    uint32_t size = 0;
+    for (int r = 0; r < nranks; r++) {
+      bs_round_t h;
+      if (hring__sock_recv_all(fds[r], &h, sizeof h, a->deadline_ns) != HRING_SUCCESS ||
+          h.magic != BS_MAGIC) {
+        HRING_WARN(HRING_SUB_INIT, "bootstrap root: rank %d left or sent garbage", r);
+        goto done;
+      }
+      if (r == 0) size = h.size;
+      if (h.size != size || (size != BS_CLOSE && size > BS_ROUND_MAX)) {
+        HRING_WARN(HRING_SUB_INIT, "bootstrap root: rank %d sent %u bytes, rank 0 %u", r,
+                   h.size, size);
+        goto done;
+      }
+      if (size == BS_CLOSE) continue;
+      if (r == 0) {
+        free(buf);
+        buf = malloc((size_t)size * (size_t)nranks + 1);
+        if (!buf) goto done;
+      }
+      if (hring__sock_recv_all(fds[r], buf + (size_t)r * size, size, a->deadline_ns) !=
+          HRING_SUCCESS)
+        goto done;
+    }
+    if (size == BS_CLOSE) break;
+    for (int r = 0; r < nranks; r++)
+      if (hring__sock_send_all(fds[r], buf, (size_t)size * (size_t)nranks, a->deadline_ns) !=
+          HRING_SUCCESS)
+        goto done;
+  }
+done:
+  if (a->lfd >= 0) close(a->lfd);
+  root_close_all(fds, nranks);
+  free(buf);
+  free(a);
+  return NULL;
+}
+
+hring_result_t hring__bootstrap_root_start(hring_id_info_t *info, int64_t timeout_ms) {
+  root_args_t *a = calloc(1, sizeof *a);
+  if (!a) return hring__err(HRING_ERR_NO_MEMORY, "bootstrap root");
+  memcpy(a->secret, info->secret, 16);
+  a->deadline_ns = hring__now_ns() + (uint64_t)timeout_ms * 1000000ull;
+  hring_result_t r = hring__sock_listen(&info->root, &a->lfd);
+  if (r != HRING_SUCCESS) {
+    free(a);
+    return r;
+  }
+  pthread_t t;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  int e = pthread_create(&t, &attr, root_main, a);
+  pthread_attr_destroy(&attr);
+  if (e != 0) {
+    close(a->lfd);
+    free(a);
+    return hring__err_errno(HRING_ERR_SYSTEM, e, "bootstrap root thread");
+  }
+  HRING_INFO(HRING_SUB_INIT, "bootstrap root listening on %s", hring__addr_str(&info->root));
+  return HRING_SUCCESS;
+}
+
+/* ---- client ---- */
+
+hring_result_t hring__bootstrap_connect(const hring_id_info_t *info, int rank, int nranks,
+                                        int64_t timeout_ms, hring_bootstrap_t **out) {
+  hring_bootstrap_t *bs = calloc(1, sizeof *bs);
+  if (!bs) return hring__err(HRING_ERR_NO_MEMORY, "bootstrap");
+  bs->rank = rank;
+  bs->nranks = nranks;
+  bs->deadline_ns = hring__now_ns() + (uint64_t)timeout_ms * 1000000ull;
+  bs->fd = -1;
+  hring_result_t r;
+  uint8_t challenge[16];
+  bs_hello_t h = {BS_MAGIC, BS_VERSION, rank, nranks, {0}};
+  bs_round_t ack;
+  HRING_CHECK_GOTO(hring__sock_connect(&info->root, bs->deadline_ns, &bs->fd), r, fail);
+  HRING_CHECK_GOTO(hring__sock_recv_all(bs->fd, challenge, sizeof challenge, bs->deadline_ns), r,
+                   fail);
+  hring__auth_proof(info->secret, 16, challenge, sizeof challenge, h.proof);
+  HRING_CHECK_GOTO(hring__sock_send_all(bs->fd, &h, sizeof h, bs->deadline_ns), r, fail);
+  /* The ack comes once all ranks have joined: this is where a rank waits
+   * for the others to start. */
+  HRING_CHECK_GOTO(hring__sock_recv_all(bs->fd, &ack, sizeof ack, bs->deadline_ns), r, fail);
+  if (ack.magic != BS_MAGIC) {
+    r = hring__err(HRING_ERR_REMOTE, "bootstrap: bad reply from the root");
+    goto fail;
+  }
+  *out = bs;
+  return HRING_SUCCESS;
+fail:
+  hring__err(r, "rank %d: joining the bootstrap root at %s failed: %s", rank,
+             hring__addr_str(&info->root), hring_last_error());
+  if (bs->fd >= 0) close(bs->fd);
+  free(bs);
+  return r;
+}
+
+hring_result_t hring__bootstrap_allgather(hring_bootstrap_t *bs, const void *mine, void *all,
+                                          size_t size) {
+  if (size > BS_ROUND_MAX) return hring__err(HRING_ERR_INTERNAL, "bootstrap round too large");
+  bs_round_t h = {BS_MAGIC, (uint32_t)size};
+  HRING_CHECK(hring__sock_send_all(bs->fd, &h, sizeof h, bs->deadline_ns));
+  HRING_CHECK(hring__sock_send_all(bs->fd, mine, size, bs->deadline_ns));
+  hring_result_t r = hring__sock_recv_all(bs->fd, all, size * (size_t)bs->nranks, bs->deadline_ns);
+  if (r != HRING_SUCCESS)
+    return hring__err(r, "rank %d: bootstrap exchange failed (another rank failed or left "
+                      "during initialisation): %s", bs->rank, hring_last_error());
+  return HRING_SUCCESS;
+}
+
+hring_result_t hring__bootstrap_barrier(hring_bootstrap_t *bs) {
+  char c = 0, *all = malloc((size_t)bs->nranks);
+  if (!all) return hring__err(HRING_ERR_NO_MEMORY, "bootstrap barrier");
+  hring_result_t r = hring__bootstrap_allgather(bs, &c, all, 1);
+  free(all);
+  return r;
+}
+
+void hring__bootstrap_close(hring_bootstrap_t *bs) {
+  if (!bs) return;
+  bs_round_t h = {BS_MAGIC, BS_CLOSE};
+  /* Best effort: the root also ends on EOF or its deadline. */
+  (void)!write(bs->fd, &h, sizeof h);
+  close(bs->fd);
+  free(bs);
+}

@@ -1,0 +1,80 @@
+/*
+ * comm.h - the communicator (internal view).
+ */
+#ifndef HRING_CORE_COMM_H
+#define HRING_CORE_COMM_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "hring.h"
+#include "transport/transport.h"
+
+#define HRING_SECRET_BYTES 16
+#define HRING_NODE_ID_MAX 96
+#define HRING_HOST_MAX 64
+
+/* What every rank tells the others in the first bootstrap round. */
+typedef struct {
+  int32_t rank;
+  int32_t pid;
+  char node_id[HRING_NODE_ID_MAX]; /* hostname:boot_id, or HRING_NODE_ID */
+  char host[HRING_HOST_MAX];
+  struct sockaddr_storage addr; /* address tcp listeners bind on this rank */
+} hring_peer_info_t;
+
+struct hring_bootstrap;
+
+struct hring_comm {
+  uint64_t magic; /* HRING_COMM_MAGIC while alive */
+  int rank, nranks;
+  int node, nnodes;            /* index of this rank's node, number of nodes */
+  int local_rank, local_size;  /* among ranks of the same node */
+  int *node_of;                /* [nranks] node index of every rank */
+  hring_peer_info_t *peers;    /* [nranks] */
+  uint8_t secret[HRING_SECRET_BYTES];
+  uint64_t comm_id;            /* random, same on every rank */
+  struct hring_bootstrap *bs;  /* only during init */
+
+  /* Transports: conns[p] is the connection to peer p (NULL for self). */
+  hring_conn_t **conns;
+  uint8_t *blobs;              /* [nranks][HRING_NUM_TRANSPORTS][BLOB] */
+  void *tstate[HRING_NUM_TRANSPORTS]; /* per-transport comm state */
+
+  /* Waiting policy (wait.c). */
+  int64_t timeout_ms;
+  int64_t spin_ns;             /* spin this long before yielding */
+  int oversubscribed;          /* more local ranks than cores */
+
+  /* Tuning read once at creation (no getenv on the call path). */
+  int algo_forced;             /* 0 auto, else an algorithm number (algo.h) */
+  int64_t small_max;           /* allpairs up to this many bytes; -1 auto */
+  int64_t chunk_size;          /* forced ring chunk, 0 auto */
+  int64_t nt_min;              /* non-temporal result stores from this size */
+  size_t min_slot;             /* largest message every connection carries */
+
+  uint64_t seq;                /* collectives issued so far */
+  atomic_int aborted;          /* set by hring_comm_abort from any thread */
+  atomic_int in_call;          /* a collective is running */
+  hring_result_t async_error;  /* sticky failure */
+  char async_msg[256];
+};
+
+#define HRING_COMM_MAGIC 0x68726e67636f6d6dULL /* "hrngcomm" */
+
+/* Blob of `rank` for transport t. */
+static inline void *hring__comm_blob(struct hring_comm *comm, int rank, int t) {
+  return comm->blobs + ((size_t)rank * HRING_NUM_TRANSPORTS + (size_t)t) * HRING_TRANSPORT_BLOB;
+}
+
+/* Validates a public handle (NULL, destroyed or garbage pointers are refused
+ * without being dereferenced: live communicators are kept in a registry). */
+hring_result_t hring__comm_check(struct hring_comm *comm, const char *what);
+
+/* Marks the communicator failed (sticky) with the current last error. */
+void hring__comm_fail(struct hring_comm *comm, hring_result_t code);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * hring-info - what this build of hring has and sees.
+ *
+ *   hring-info            features, CPU kernels, topology, transports, config
+ *   hring-info -c         the configuration table only
+ *   hring-info -c -m      the configuration table as markdown (for the README)
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "algos/reduce.h"
+#include "core/config.h"
+#include "core/wait.h"
+#include "hring.h"
+
+static void features(void) {
+  int v = 0;
+  hring_get_version(&v);
+  printf("hring %d.%d.%d\n", v / 10000, (v / 100) % 100, v % 100);
+  printf("features:\n");
+  printf("  host reduction kernels : %s\n", hring__reduce_isa());
+  printf("  transports             : shm, tcp\n");
+  printf("  CUDA                   : not built in (host memory only)\n");
+  printf("  verbs (RDMA)           : not built in\n");
+  printf("  PMIx                   : not built in\n");
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  printf("topology:\n");
+  printf("  host                   : %s\n", host);
+  printf("  cores usable           : %d\n", hring__ncores());
+}
+
+int main(int argc, char **argv) {
+  int only_cfg = 0, markdown = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "-c") == 0) only_cfg = 1;
+    else if (strcmp(argv[i], "-m") == 0) markdown = 1;
+    else {
+      fprintf(stderr, "usage: %s [-c [-m]]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (!only_cfg) features();
+  if (!markdown) printf("configuration (environment):\n");
+  hring__cfg_print(stdout, markdown);
+  return 0;
+}

@@ -1,0 +1,382 @@
+/*
+ * tcp_data.c - the tcp transport's data path.
+ *
+ * A connection is one stream socket carrying both directions.  Each side has
+ * nslots send staging slots and nslots receive slots of slot_size bytes.  The
+ * algorithm fills a send slot in place (send_get/send_post) and reads a
+ * received message in place (recv_get/recv_release), so the only copies are
+ * the kernel's, into and out of the socket.
+ *
+ * Wire format: every message is one frame, an 8-byte header followed by the
+ * payload.  The header holds the payload length and a tag, the frame magic
+ * xor the frame's sequence number on this direction of the connection: a
+ * stream that lost step (or a peer that is not hring) is caught at the first
+ * header instead of being read as data.  Header fields are in host byte
+ * order, like the payload itself (all ranks must share one byte order, which
+ * the set-up handshake checks).
+ *
+ * Everything is non-blocking and driven by progress(), without a thread:
+ * - writing: all posted frames are handed to one sendmsg (header and payload
+ *   iovecs of every queued frame), partial writes resume at a byte offset;
+ * - reading: one recvmsg reads the rest of the current payload straight into
+ *   its slot together with the next frame's header, and never past it, so no
+ *   byte is ever read into the wrong place and moved again; in the steady
+ *   state that is one system call per frame.
+ * An idle progress() costs one recvmsg that returns EAGAIN.
+ *
+ * Buffers are allocated on first use (send slots at the first send_get,
+ * receive slots at the first frame), so connections a communicator opens but
+ * never uses cost no memory.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "core/comm.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "transport/tcp.h"
+
+/* Slots are handed out 64-byte aligned (cache line, and what vector kernels
+ * want); the whole block is page aligned, so page-multiple slots are too. */
+#define TCP_SLOT_ALIGN 64
+#define TCP_BLOCK_ALIGN 4096
+/* iovecs per sendmsg: two per frame; more frames than this wait for the next
+ * call, which happens at once since the previous one was not short. */
+#define TCP_IOV_MAX 64
+
+typedef struct {
+  uint32_t len;
+  uint32_t tag;
+} tcp_frame_hdr_t;
+
+#define TCP_HDR ((size_t)sizeof(tcp_frame_hdr_t))
+
+typedef struct {
+  hring_conn_t conn; /* first, so one allocation holds both */
+  int fd;
+  size_t stride;      /* bytes between slots */
+  hring_result_t err; /* sticky: once broken, every call returns it */
+  int eof;            /* the peer closed its end (seen by a read of 0) */
+
+  /* Send FIFO: frames [s_sent, s_posted) are queued; s_off bytes (header
+   * included) of frame s_sent are already in the socket. */
+  uint8_t *sbuf;
+  tcp_frame_hdr_t *shdr;
+  uint64_t s_posted, s_sent;
+  size_t s_off;
+
+  /* Receive FIFO: frames [r_released, r_done) are complete in their slots.
+   * The frame being read is r_done: r_in_payload says its header is complete
+   * (its length in r_cur_len, r_pay_got bytes of payload read); otherwise
+   * r_hdr_got bytes of its header are in r_hdr. */
+  uint8_t *rbuf;
+  uint32_t *rlen;
+  uint64_t r_done, r_released;
+  tcp_frame_hdr_t r_hdr;
+  size_t r_hdr_got;
+  int r_in_payload;
+  uint32_t r_cur_len;
+  size_t r_pay_got;
+} tcp_conn_t;
+
+static const char *peer_host(const hring_conn_t *c) {
+  const struct hring_comm *comm = c->comm;
+  if (comm && comm->peers && c->peer >= 0 && c->peer < comm->nranks) return comm->peers[c->peer].host;
+  return "?";
+}
+
+/* Marks the connection broken (sticky) and sets the thread's last error.
+ * err_no > 0 appends the errno text. */
+__attribute__((format(printf, 4, 5))) static hring_result_t conn_fail(tcp_conn_t *t,
+                                                                      hring_result_t code,
+                                                                      int err_no,
+                                                                      const char *fmt, ...) {
+  char msg[200];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  t->err = code;
+  if (err_no > 0) return hring__err_errno(code, err_no, "%s", msg);
+  return hring__err(code, "%s", msg);
+}
+
+static hring_result_t conn_closed(tcp_conn_t *t) {
+  return conn_fail(t, HRING_ERR_REMOTE, 0, "connection to rank %d (%s) closed: peer died?",
+                   t->conn.peer, peer_host(&t->conn));
+}
+
+static hring_result_t conn_io_error(tcp_conn_t *t, int err_no, const char *what) {
+  if (err_no == EPIPE || err_no == ECONNRESET) return conn_closed(t);
+  return conn_fail(t, HRING_ERR_REMOTE, err_no, "tcp %s rank %d (%s) failed", what, t->conn.peer,
+                   peer_host(&t->conn));
+}
+
+static inline uint8_t *slot_of(const tcp_conn_t *t, uint8_t *base, uint64_t seq) {
+  return base + (size_t)(seq % (uint64_t)t->conn.nslots) * t->stride;
+}
+
+static void *block_alloc(size_t bytes) {
+  void *p = NULL;
+  if (posix_memalign(&p, TCP_BLOCK_ALIGN, bytes) != 0) return NULL;
+  return p;
+}
+
+static hring_result_t alloc_send(tcp_conn_t *t) {
+  size_t n = (size_t)t->conn.nslots;
+  t->sbuf = block_alloc(n * t->stride);
+  t->shdr = calloc(n, sizeof(*t->shdr));
+  if (!t->sbuf || !t->shdr) {
+    free(t->sbuf);
+    free(t->shdr);
+    t->sbuf = NULL;
+    t->shdr = NULL;
+    return hring__err(HRING_ERR_NO_MEMORY, "tcp: no memory for %d send slots of %zu bytes (rank %d)",
+                      t->conn.nslots, t->conn.slot_size, t->conn.peer);
+  }
+  return HRING_SUCCESS;
+}
+
+static hring_result_t alloc_recv(tcp_conn_t *t) {
+  size_t n = (size_t)t->conn.nslots;
+  t->rbuf = block_alloc(n * t->stride);
+  t->rlen = calloc(n, sizeof(*t->rlen));
+  if (!t->rbuf || !t->rlen) {
+    free(t->rbuf);
+    free(t->rlen);
+    t->rbuf = NULL;
+    t->rlen = NULL;
+    return hring__err(HRING_ERR_NO_MEMORY,
+                      "tcp: no memory for %d receive slots of %zu bytes (rank %d)",
+                      t->conn.nslots, t->conn.slot_size, t->conn.peer);
+  }
+  return HRING_SUCCESS;
+}
+
+hring_result_t hring__tcp_conn_create(struct hring_comm *comm, int peer, int fd,
+                                      size_t slot_size, int nslots, hring_conn_t **out) {
+  if (!out || fd < 0 || slot_size == 0 || slot_size > UINT32_MAX || nslots <= 0)
+    return hring__err(HRING_ERR_INTERNAL,
+                      "tcp: bad connection parameters (fd %d, slot size %zu, %d slots)", fd,
+                      slot_size, nslots);
+  size_t stride = (slot_size + TCP_SLOT_ALIGN - 1) / TCP_SLOT_ALIGN * TCP_SLOT_ALIGN;
+  if (stride > SIZE_MAX / (size_t)nslots)
+    return hring__err(HRING_ERR_INVALID_ARGUMENT, "tcp: %d slots of %zu bytes overflow", nslots,
+                      slot_size);
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+    return hring__err_errno(HRING_ERR_SYSTEM, errno, "tcp: cannot make the socket to rank %d non-blocking",
+                            peer);
+  tcp_conn_t *t = calloc(1, sizeof(*t));
+  if (!t) return hring__err(HRING_ERR_NO_MEMORY, "tcp: no memory for a connection");
+  t->conn.ops = &hring__tcp_ops;
+  t->conn.comm = comm;
+  t->conn.peer = peer;
+  t->conn.slot_size = slot_size;
+  t->conn.nslots = nslots;
+  t->conn.priv = t;
+  t->fd = fd;
+  t->stride = stride;
+  *out = &t->conn;
+  return HRING_SUCCESS;
+}
+
+void hring__tcp_conn_free(hring_conn_t *c) {
+  if (!c) return;
+  tcp_conn_t *t = c->priv;
+  if (t->fd >= 0) close(t->fd);
+  free(t->sbuf);
+  free(t->shdr);
+  free(t->rbuf);
+  free(t->rlen);
+  free(t);
+}
+
+/* Writes as much of the queued frames as the socket takes. */
+static hring_result_t tcp_write(tcp_conn_t *t) {
+  while (t->s_sent < t->s_posted) {
+    struct iovec iov[TCP_IOV_MAX];
+    int niov = 0;
+    size_t want = 0, off = t->s_off;
+    for (uint64_t f = t->s_sent; f < t->s_posted && niov + 2 <= TCP_IOV_MAX; f++) {
+      tcp_frame_hdr_t *h = &t->shdr[f % (uint64_t)t->conn.nslots];
+      if (off < TCP_HDR) {
+        iov[niov++] = (struct iovec){(uint8_t *)h + off, TCP_HDR - off};
+        want += TCP_HDR - off;
+        off = TCP_HDR;
+      }
+      if (h->len > off - TCP_HDR) {
+        size_t done = off - TCP_HDR;
+        iov[niov++] = (struct iovec){slot_of(t, t->sbuf, f) + done, h->len - done};
+        want += h->len - done;
+      }
+      off = 0;
+    }
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
+    ssize_t w = sendmsg(t->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return HRING_SUCCESS;
+      return conn_io_error(t, errno, "send to");
+    }
+    /* Retire the frames the write completed. */
+    size_t n = (size_t)w;
+    while (n > 0) {
+      size_t total = TCP_HDR + t->shdr[t->s_sent % (uint64_t)t->conn.nslots].len;
+      size_t left = total - t->s_off;
+      if (n < left) {
+        t->s_off += n;
+        break;
+      }
+      n -= left;
+      t->s_off = 0;
+      t->s_sent++;
+    }
+    if ((size_t)w < want) return HRING_SUCCESS; /* socket full */
+  }
+  return HRING_SUCCESS;
+}
+
+/* Checks the header in r_hdr and starts its payload. */
+static hring_result_t start_payload(tcp_conn_t *t) {
+  uint32_t expect = HRING_TCP_FRAME_MAGIC ^ (uint32_t)t->r_done;
+  if (t->r_hdr.tag != expect)
+    return conn_fail(t, HRING_ERR_REMOTE, 0,
+                     "tcp: bad frame header from rank %d (%s): tag 0x%08x, expected 0x%08x "
+                     "(not an hring peer, or the stream lost step)",
+                     t->conn.peer, peer_host(&t->conn), t->r_hdr.tag, expect);
+  if (t->r_hdr.len > t->conn.slot_size)
+    return conn_fail(t, HRING_ERR_REMOTE, 0,
+                     "tcp: frame of %u bytes from rank %d (%s) exceeds the slot size %zu",
+                     t->r_hdr.len, t->conn.peer, peer_host(&t->conn), t->conn.slot_size);
+  t->r_cur_len = t->r_hdr.len;
+  t->r_pay_got = 0;
+  t->r_hdr_got = 0;
+  t->r_in_payload = 1;
+  return HRING_SUCCESS;
+}
+
+static void finish_frame(tcp_conn_t *t) {
+  t->rlen[t->r_done % (uint64_t)t->conn.nslots] = t->r_cur_len;
+  t->r_done++;
+  t->r_in_payload = 0;
+}
+
+/* Reads frames into free receive slots until the socket is drained or no
+ * slot is free. */
+static hring_result_t tcp_read(tcp_conn_t *t) {
+  for (;;) {
+    if (t->r_in_payload) {
+      if (t->r_done - t->r_released >= (uint64_t)t->conn.nslots) return HRING_SUCCESS;
+      if (!t->rbuf) HRING_CHECK(alloc_recv(t));
+      if (t->r_pay_got == t->r_cur_len) { /* zero-length frame */
+        finish_frame(t);
+        continue;
+      }
+    }
+    struct iovec iov[2];
+    int niov = 0;
+    size_t want = 0, pay_left = 0;
+    if (t->r_in_payload) {
+      pay_left = t->r_cur_len - t->r_pay_got;
+      iov[niov++] = (struct iovec){slot_of(t, t->rbuf, t->r_done) + t->r_pay_got, pay_left};
+      want += pay_left;
+    }
+    iov[niov++] = (struct iovec){(uint8_t *)&t->r_hdr + t->r_hdr_got, TCP_HDR - t->r_hdr_got};
+    want += TCP_HDR - t->r_hdr_got;
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
+    ssize_t r = recvmsg(t->fd, &msg, MSG_DONTWAIT);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return HRING_SUCCESS;
+      return conn_io_error(t, errno, "receive from");
+    }
+    if (r == 0) {
+      t->eof = 1;
+      return HRING_SUCCESS;
+    }
+    size_t n = (size_t)r;
+    if (t->r_in_payload) {
+      size_t take = n < pay_left ? n : pay_left;
+      t->r_pay_got += take;
+      n -= take;
+      if (t->r_pay_got == t->r_cur_len) finish_frame(t);
+    }
+    t->r_hdr_got += n;
+    if (t->r_hdr_got == TCP_HDR) HRING_CHECK(start_payload(t));
+    if ((size_t)r < want) return HRING_SUCCESS; /* drained */
+  }
+}
+
+hring_result_t hring__tcp_progress(hring_conn_t *c) {
+  tcp_conn_t *t = c->priv;
+  if (t->err) return t->err;
+  if (t->s_sent < t->s_posted) HRING_CHECK(tcp_write(t));
+  if (!t->eof) HRING_CHECK(tcp_read(t));
+  /* A peer that closed at a frame boundary may simply be done (its last
+   * frames are still delivered); it is an error only when something is left
+   * half-way: a partial frame in, or frames it will never read. */
+  if (t->eof && (t->r_in_payload || t->r_hdr_got > 0 || t->s_sent < t->s_posted))
+    return conn_closed(t);
+  return HRING_SUCCESS;
+}
+
+hring_result_t hring__tcp_send_get(hring_conn_t *c, void **buf) {
+  tcp_conn_t *t = c->priv;
+  if (t->err) return t->err;
+  if (t->s_posted - t->s_sent >= (uint64_t)c->nslots) {
+    HRING_CHECK(hring__tcp_progress(c));
+    if (t->s_posted - t->s_sent >= (uint64_t)c->nslots) return HRING_IN_PROGRESS;
+  }
+  if (!t->sbuf) HRING_CHECK(alloc_send(t));
+  *buf = slot_of(t, t->sbuf, t->s_posted);
+  return HRING_SUCCESS;
+}
+
+hring_result_t hring__tcp_send_post(hring_conn_t *c, size_t len) {
+  tcp_conn_t *t = c->priv;
+  if (t->err) return t->err;
+  if (len > c->slot_size || !t->sbuf || t->s_posted - t->s_sent >= (uint64_t)c->nslots)
+    return hring__err(HRING_ERR_INTERNAL,
+                      "tcp: send_post of %zu bytes to rank %d without a slot (slot size %zu)", len,
+                      c->peer, c->slot_size);
+  tcp_frame_hdr_t *h = &t->shdr[t->s_posted % (uint64_t)c->nslots];
+  h->len = (uint32_t)len;
+  h->tag = HRING_TCP_FRAME_MAGIC ^ (uint32_t)t->s_posted;
+  t->s_posted++;
+  /* Hand the frame to the kernel now: it moves it while the caller fills the
+   * next slot. */
+  hring_result_t r = tcp_write(t);
+  if (r == HRING_SUCCESS && t->eof && t->s_sent < t->s_posted) r = conn_closed(t);
+  return r;
+}
+
+hring_result_t hring__tcp_recv_get(hring_conn_t *c, void **buf, size_t *len) {
+  tcp_conn_t *t = c->priv;
+  if (t->err) return t->err;
+  if (t->r_done == t->r_released) {
+    HRING_CHECK(hring__tcp_progress(c));
+    if (t->r_done == t->r_released) return t->eof ? conn_closed(t) : HRING_IN_PROGRESS;
+  }
+  *buf = slot_of(t, t->rbuf, t->r_released);
+  *len = t->rlen[t->r_released % (uint64_t)c->nslots];
+  return HRING_SUCCESS;
+}
+
+hring_result_t hring__tcp_recv_release(hring_conn_t *c) {
+  tcp_conn_t *t = c->priv;
+  if (t->err) return t->err;
+  if (t->r_done == t->r_released)
+    return hring__err(HRING_ERR_INTERNAL, "tcp: recv_release from rank %d with nothing received",
+                      c->peer);
+  t->r_released++;
+  return HRING_SUCCESS;
+}

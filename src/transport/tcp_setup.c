@@ -1,0 +1,158 @@
+/*
+ * tcp_setup.c - the tcp transport's communicator-level parts: the listener
+ * and its blob, connections built from sockets, teardown, and the ops table.
+ * The authenticated connection handshake is in tcp_connect.c, the data path
+ * in tcp_data.c.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/comm.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/socket.h"
+#include "transport/tcp.h"
+
+/* Bounds for the configured values: a slot must hold a useful chunk and its
+ * length must fit the 32-bit frame header; the depth bounds the memory of a
+ * connection (2 * depth * slot size). */
+#define TCP_SLOT_MIN 4096
+#define TCP_SLOT_MAX (256ll << 20)
+#define TCP_SLOTS_MIN 1
+#define TCP_SLOTS_MAX 256
+#define TCP_SOCKBUF_MAX (1ll << 30)
+
+static int64_t cfg_clamped(hring_cfg_id_t id, const char *name, int64_t lo, int64_t hi) {
+  int64_t v = hring__cfg_int(id);
+  if (v < lo || v > hi) {
+    int64_t c = v < lo ? lo : hi;
+    HRING_WARN(HRING_SUB_NET, "tcp: %s=%lld is out of range [%lld, %lld]; using %lld", name,
+               (long long)v, (long long)lo, (long long)hi, (long long)c);
+    v = c;
+  }
+  return v;
+}
+
+const hring_tcp_blob_t *hring__tcp_blob(struct hring_comm *comm, int rank, hring_tcp_blob_t *copy) {
+  if (!comm->blobs || rank < 0 || rank >= comm->nranks) return NULL;
+  memcpy(copy, hring__comm_blob(comm, rank, HRING_TRANSPORT_TCP), sizeof(*copy));
+  if (copy->magic != HRING_TCP_BLOB_MAGIC || copy->version != HRING_TCP_VERSION) return NULL;
+  return copy;
+}
+
+static int tcp_reachable(struct hring_comm *comm, int peer) {
+  /* A stream socket reaches any other rank; which address it uses (never
+   * loopback across hosts) is decided when the local address is chosen. */
+  return peer != comm->rank && peer >= 0 && peer < comm->nranks;
+}
+
+static hring_result_t tcp_local_init(struct hring_comm *comm, void *blob) {
+  hring_result_t res = HRING_SUCCESS;
+  hring_tcp_state_t *st = calloc(1, sizeof(*st));
+  if (!st) return hring__err(HRING_ERR_NO_MEMORY, "tcp: no memory for the transport state");
+  st->lfd = -1;
+  st->slot_size = (size_t)cfg_clamped(HRING_CFG_TCP_SLOT_SIZE, "HRING_TCP_SLOT_SIZE",
+                                      TCP_SLOT_MIN, TCP_SLOT_MAX);
+  st->nslots = (int)cfg_clamped(HRING_CFG_TCP_SLOTS, "HRING_TCP_SLOTS", TCP_SLOTS_MIN,
+                                TCP_SLOTS_MAX);
+  st->sockbuf = (int)cfg_clamped(HRING_CFG_TCP_SOCKBUF, "HRING_TCP_SOCKBUF", 0, TCP_SOCKBUF_MAX);
+
+  st->addr = comm->peers[comm->rank].addr;
+  if (st->addr.ss_family != AF_INET && st->addr.ss_family != AF_INET6) {
+    res = hring__err(HRING_ERR_INTERNAL, "tcp: rank %d has no local address to listen on",
+                     comm->rank);
+    goto err_free;
+  }
+  HRING_CHECK_GOTO(hring__sock_listen(&st->addr, &st->lfd), res, err_free);
+  HRING_CHECK_GOTO(hring__sock_set_nonblock(st->lfd, 1), res, err_close);
+  /* Accepted sockets inherit the buffer sizes, which must be set before the
+   * connection is established to take effect on the window scale. */
+  hring__sock_tune(st->lfd, st->sockbuf);
+
+  hring_tcp_blob_t b = {.magic = HRING_TCP_BLOB_MAGIC,
+                        .version = HRING_TCP_VERSION,
+                        .slot_size = (uint32_t)st->slot_size,
+                        .port = hring__addr_port(&st->addr)};
+  memset(blob, 0, HRING_TRANSPORT_BLOB);
+  memcpy(blob, &b, sizeof(b));
+  comm->tstate[HRING_TRANSPORT_TCP] = st;
+  HRING_INFO(HRING_SUB_NET, "tcp: rank %d listens on %s (slot %zu bytes x %d, sockbuf %d)",
+             comm->rank, hring__addr_str(&st->addr), st->slot_size, st->nslots, st->sockbuf);
+  return HRING_SUCCESS;
+
+err_close:
+  close(st->lfd);
+err_free:
+  free(st);
+  return res;
+}
+
+hring_result_t hring__tcp_conn_from_fd(struct hring_comm *comm, int peer, int fd,
+                                       hring_conn_t **out) {
+  const hring_tcp_state_t *st = comm->tstate[HRING_TRANSPORT_TCP];
+  size_t slot_size;
+  int nslots;
+  if (st) {
+    slot_size = st->slot_size;
+    nslots = st->nslots;
+  } else {
+    slot_size = (size_t)cfg_clamped(HRING_CFG_TCP_SLOT_SIZE, "HRING_TCP_SLOT_SIZE", TCP_SLOT_MIN,
+                                    TCP_SLOT_MAX);
+    nslots = (int)cfg_clamped(HRING_CFG_TCP_SLOTS, "HRING_TCP_SLOTS", TCP_SLOTS_MIN,
+                              TCP_SLOTS_MAX);
+  }
+  /* Both ends must frame messages with the same bound: the smaller of the
+   * two configured slot sizes wins. */
+  hring_tcp_blob_t copy;
+  const hring_tcp_blob_t *b = hring__tcp_blob(comm, peer, &copy);
+  if (b && b->slot_size >= TCP_SLOT_MIN && b->slot_size < slot_size) slot_size = b->slot_size;
+  return hring__tcp_conn_create(comm, peer, fd, slot_size, nslots, out);
+}
+
+static hring_result_t tcp_after_barrier(struct hring_comm *comm) {
+  hring_tcp_state_t *st = comm->tstate[HRING_TRANSPORT_TCP];
+  /* Every peer is connected: nobody may connect any more. */
+  if (st && st->lfd >= 0) {
+    close(st->lfd);
+    st->lfd = -1;
+  }
+  return HRING_SUCCESS;
+}
+
+static void tcp_comm_close(struct hring_comm *comm) {
+  if (comm->conns) {
+    for (int p = 0; p < comm->nranks; p++) {
+      hring_conn_t *c = comm->conns[p];
+      if (c && c->ops == &hring__tcp_ops) {
+        hring__tcp_conn_free(c);
+        comm->conns[p] = NULL;
+      }
+    }
+  }
+  hring_tcp_state_t *st = comm->tstate[HRING_TRANSPORT_TCP];
+  if (st) {
+    if (st->lfd >= 0) close(st->lfd);
+    free(st);
+    comm->tstate[HRING_TRANSPORT_TCP] = NULL;
+  }
+}
+
+const hring_transport_ops_t hring__tcp_ops = {
+    .name = "tcp",
+    .reachable = tcp_reachable,
+    .local_init = tcp_local_init,
+    .connect = hring__tcp_connect,
+    .after_barrier = tcp_after_barrier,
+    .comm_close = tcp_comm_close,
+    .send_get = hring__tcp_send_get,
+    .send_post = hring__tcp_send_post,
+    .recv_get = hring__tcp_recv_get,
+    .recv_release = hring__tcp_recv_release,
+    .progress = hring__tcp_progress,
+    .mem_reg = hring__transport_unsupported_reg,
+    .mem_dereg = hring__transport_unsupported_dereg,
+};

@@ -1,0 +1,23 @@
+/*
+ * mp.h - running a test body on several ranks (forked processes).
+ *
+ * mp_run forks n ranks; the test process serves the bootstrap root (it calls
+ * hring_get_unique_id) and every rank creates its communicator with
+ * hring_comm_init_rank, runs body, and exits 0 when the body recorded no
+ * failure.  Ranks that hang are killed by the harness's per-test timeout.
+ */
+#ifndef HRING_TEST_MP_H
+#define HRING_TEST_MP_H
+
+#include "harness.h"
+#include "hring.h"
+
+typedef void (*mp_body_fn)(hring_comm_t comm, int rank, int nranks, void *arg);
+
+/* Returns the number of ranks that failed (0 = all passed). */
+int mp_run(int nranks, mp_body_fn body, void *arg);
+
+/* Directory of the running test binary (build/bin), for tools next to it. */
+const char *mp_bindir(void);
+
+#endif

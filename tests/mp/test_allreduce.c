@@ -1,0 +1,191 @@
+/*
+ * test_allreduce.c - the allreduce correctness matrix over forked ranks:
+ * nranks x counts x types x ops x in/out of place x transports.
+ *
+ * Inputs are small integers so every result is exact in any summation
+ * order; the expected value is computed here from the same formula,
+ * independently of the library (only float16/bfloat16 rounding of AVG's
+ * division uses the converters, which test_reduce checks on their own).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "algos/reduce.h"
+#include "mp.h"
+
+/* Value of element i on rank r for op: sums stay within +-4n, products
+ * within +-8 (at most three ranks contribute 2), all distinct enough for
+ * max/min to matter. */
+static int64_t val(hring_redop_t op, size_t i, int r, int n) {
+  switch (op) {
+    case HRING_PROD: {
+      int64_t v = ((i + (size_t)r) % 5 == 0 && r < 3) ? 2 : 1;
+      return ((i * 3 + (size_t)r) % 7 == 0) ? -v : v;
+    }
+    case HRING_AVG: /* the sum over ranks is n * c, so the average is exact */
+      return 4 + (int64_t)((i + (size_t)r) % (size_t)n) - (int64_t)((i + (size_t)r + 1) % (size_t)n);
+    default:
+      return (int64_t)((i * 7 + (size_t)r * 13) % 9) - 4;
+  }
+}
+
+static int is_unsigned(hring_datatype_t t) {
+  return t == HRING_UINT8 || t == HRING_UINT32 || t == HRING_UINT64;
+}
+
+/* Unsigned types get values shifted to stay non-negative. */
+static int64_t tval(hring_datatype_t t, hring_redop_t op, size_t i, int r, int n) {
+  int64_t v = val(op, i, r, n);
+  if (is_unsigned(t) && op != HRING_PROD) v += 4;
+  if (is_unsigned(t) && op == HRING_PROD) v = v < 0 ? -v : v;
+  return v;
+}
+
+static void store(void *buf, size_t i, hring_datatype_t t, double v) {
+  switch (t) {
+    case HRING_INT8: ((int8_t *)buf)[i] = (int8_t)v; break;
+    case HRING_UINT8: ((uint8_t *)buf)[i] = (uint8_t)v; break;
+    case HRING_INT32: ((int32_t *)buf)[i] = (int32_t)v; break;
+    case HRING_UINT32: ((uint32_t *)buf)[i] = (uint32_t)v; break;
+    case HRING_INT64: ((int64_t *)buf)[i] = (int64_t)v; break;
+    case HRING_UINT64: ((uint64_t *)buf)[i] = (uint64_t)v; break;
+    case HRING_FLOAT16: ((uint16_t *)buf)[i] = hring__float_to_half((float)v); break;
+    case HRING_FLOAT32: ((float *)buf)[i] = (float)v; break;
+    case HRING_FLOAT64: ((double *)buf)[i] = v; break;
+    case HRING_BFLOAT16: ((uint16_t *)buf)[i] = hring__float_to_bf16((float)v); break;
+    default: break;
+  }
+}
+
+static void expected(void *buf, size_t i, hring_datatype_t t, hring_redop_t op, int n) {
+  int64_t acc = tval(t, op, i, 0, n);
+  for (int r = 1; r < n; r++) {
+    int64_t v = tval(t, op, i, r, n);
+    switch (op) {
+      case HRING_PROD: acc *= v; break;
+      case HRING_MAX: acc = v > acc ? v : acc; break;
+      case HRING_MIN: acc = v < acc ? v : acc; break;
+      default: acc += v; break;
+    }
+  }
+  if (op == HRING_AVG) {
+    /* exact by construction: n divides the sum */
+    store(buf, i, t, (double)(acc / n));
+    return;
+  }
+  store(buf, i, t, (double)acc);
+}
+
+typedef struct {
+  const size_t *counts;
+  int ncounts;
+  int all_ops; /* every op, else sum only */
+} matrix_t;
+
+static void matrix_body(hring_comm_t comm, int rank, int n, void *arg) {
+  const matrix_t *m = arg;
+  size_t maxc = 0;
+  for (int k = 0; k < m->ncounts; k++)
+    if (m->counts[k] > maxc) maxc = m->counts[k];
+  size_t bytes = maxc * 8 + 64;
+  unsigned char *in = malloc(bytes), *out = malloc(bytes), *exp = malloc(bytes);
+  HREQUIRE(in && out && exp, "malloc");
+  for (int k = 0; k < m->ncounts; k++) {
+    size_t count = m->counts[k];
+    for (int t = 0; t < HRING_NUM_TYPES; t++) {
+      size_t es = hring_type_size((hring_datatype_t)t);
+      for (int op = 0; op < HRING_NUM_OPS; op++) {
+        if (!m->all_ops && op != HRING_SUM) continue;
+        for (size_t i = 0; i < count; i++) expected(exp, i, (hring_datatype_t)t, (hring_redop_t)op, n);
+        for (int inplace = 0; inplace < 2; inplace++) {
+          for (size_t i = 0; i < count; i++)
+            store(in, i, (hring_datatype_t)t, (double)tval((hring_datatype_t)t, (hring_redop_t)op, i, rank, n));
+          void *dst = inplace ? in : out;
+          if (!inplace) memset(out, 0xa5, count * es + 8);
+          else memset(in + count * es, 0xa5, 8);
+          hring_result_t r = hring_allreduce(in, dst, count, (hring_datatype_t)t, (hring_redop_t)op,
+                                             comm, NULL);
+          HREQUIRE(r == HRING_SUCCESS, "rank %d: allreduce count %zu type %d op %d inplace %d: %s: %s",
+                   rank, count, t, op, inplace, hring_strerror(r), hring_last_error());
+          size_t bad = 0, first = 0;
+          for (size_t i = 0; i < count; i++)
+            if (memcmp((char *)dst + i * es, exp + i * es, es) != 0 && bad++ == 0) first = i;
+          HCHECK(bad == 0, "rank %d n %d: count %zu type %d op %d inplace %d: %zu wrong, first at %zu",
+                 rank, n, count, t, op, inplace, bad, first);
+          /* nothing written past the end */
+          unsigned char guard[8];
+          memset(guard, 0xa5, 8);
+          HCHECK(memcmp((char *)dst + count * es, guard, 8) == 0,
+                 "rank %d: allreduce wrote past the end (count %zu type %d)", rank, count, t);
+          if (bad) goto done;
+        }
+      }
+    }
+  }
+done:
+  free(in);
+  free(out);
+  free(exp);
+}
+
+static void run_matrix(const char *transport, int n, int big) {
+  if (transport) setenv("HRING_TRANSPORTS", transport, 1);
+  size_t counts[6] = {0, 1, (size_t)(n > 1 ? n - 1 : 2), 1001, 65536 + 7, (1u << 20) + 3};
+  matrix_t small = {counts, 5, 1};
+  HREQUIRE(mp_run(n, matrix_body, &small) == 0, "%s n=%d: a rank failed", transport, n);
+  if (big) {
+    size_t bigc[1] = {(1u << 20) + 3};
+    matrix_t m = {bigc, 1, 0};
+    HREQUIRE(mp_run(n, matrix_body, &m) == 0, "%s n=%d (1M+3): a rank failed", transport, n);
+  }
+}
+
+#define MATRIX_TEST(tr, n, big, timeout)                         \
+  HTEST(allreduce_##tr##_np##n, timeout) { run_matrix(#tr, n, big); }
+
+MATRIX_TEST(shm, 1, 1, 60)
+MATRIX_TEST(shm, 2, 1, 60)
+MATRIX_TEST(shm, 3, 1, 60)
+MATRIX_TEST(shm, 4, 1, 90)
+MATRIX_TEST(shm, 5, 0, 90)
+MATRIX_TEST(shm, 6, 0, 90)
+MATRIX_TEST(shm, 7, 0, 120)
+MATRIX_TEST(shm, 8, 1, 120)
+MATRIX_TEST(tcp, 1, 0, 60)
+MATRIX_TEST(tcp, 2, 1, 60)
+MATRIX_TEST(tcp, 3, 1, 60)
+MATRIX_TEST(tcp, 4, 1, 90)
+MATRIX_TEST(tcp, 5, 0, 90)
+MATRIX_TEST(tcp, 6, 0, 90)
+MATRIX_TEST(tcp, 7, 0, 120)
+MATRIX_TEST(tcp, 8, 1, 120)
+
+/* Each algorithm forced, across the sizes where both apply. */
+static void forced_body(hring_comm_t comm, int rank, int n, void *arg) {
+  size_t counts[] = {1, 7, 100, 1000};
+  matrix_t m = {counts, 4, 1};
+  matrix_body(comm, rank, n, &m);
+  (void)arg;
+}
+
+HTEST(allreduce_forced_ring_small, 60) {
+  setenv("HRING_ALGO", "ring", 1);
+  HREQUIRE(mp_run(3, forced_body, NULL) == 0, "forced ring failed");
+}
+
+HTEST(allreduce_forced_allpairs, 60) {
+  setenv("HRING_ALGO", "allpairs", 1);
+  HREQUIRE(mp_run(5, forced_body, NULL) == 0, "forced allpairs failed");
+}
+
+/* Tiny slots force many chunks per segment and a full FIFO. */
+HTEST(allreduce_small_slots_pipeline, 60) {
+  setenv("HRING_SHM_SLOT_SIZE", "4K", 1);
+  setenv("HRING_SHM_SLOTS", "2", 1);
+  setenv("HRING_TRANSPORTS", "shm", 1);
+  size_t counts[] = {100003};
+  matrix_t m = {counts, 1, 1};
+  HREQUIRE(mp_run(4, matrix_body, &m) == 0, "small slots failed");
+}
