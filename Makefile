@@ -23,7 +23,7 @@ SHIM_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(SHIM_SRCS))
 TEST_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRCS))
 PERF_COMMON_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(PERF_COMMON))
 
-# The NCCL header the shim is checked against (tests/nccl_shim_test.c).
+# The NCCL header the shim is checked against (tests/nccl/nccl_shim_test.c).
 NCCL_INC ?= $(firstword $(wildcard /usr/local/cuda/include /usr/local/include /usr/include))
 HAVE_NCCL_H := $(if $(wildcard $(NCCL_INC)/nccl.h),1,0)
 
@@ -54,9 +54,10 @@ $(BUILD)/lib/libhring_nccl.so: $(SHIM_OBJS) $(LIB_OBJS)
 $(BUILD)/lib/libnccl.so.2: $(BUILD)/lib/libhring_nccl.so
 	cp -f $< $@
 
-$(BUILD)/bin/hring-run: $(BUILD)/obj/src/tools/hring_run.o $(BUILD)/lib/libhring.a
+# The launcher stands alone: it starts programs, it does not communicate.
+$(BUILD)/bin/hring-run: $(BUILD)/obj/src/tools/hring_run.o
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
+	$(CC) $(SAN) -o $@ $^
 
 $(BUILD)/bin/hring-info: $(BUILD)/obj/src/tools/hring_info.o $(BUILD)/lib/libhring.a
 	@mkdir -p $(dir $@)

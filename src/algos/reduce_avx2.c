@@ -224,31 +224,28 @@ VINLINE __m256i u64_min(__m256i a, __m256i b, const struct vctx *c) {
  * NAME##_body runs whole vectors from byte i to end; nt and two are
  * constants at each call site so the compiler drops the untaken stores. */
 #define AVX2_KERNEL(NAME, ESZ, VOP)                                             \
+  VINLINE void NAME##_one(uint8_t *d, uint8_t *d2, const uint8_t *pa,           \
+                          const uint8_t *pb, size_t i, const struct vctx *c,    \
+                          const int nt, const int two) {                        \
+    __m256i x = _mm256_loadu_si256((const __m256i *)(pa + i));                  \
+    __m256i y = _mm256_loadu_si256((const __m256i *)(pb + i));                  \
+    __m256i r = VOP(x, y, c);                                                   \
+    if (nt)                                                                     \
+      _mm256_stream_si256((__m256i *)(d + i), r);                               \
+    else                                                                        \
+      _mm256_storeu_si256((__m256i *)(d + i), r);                               \
+    if (two) _mm256_storeu_si256((__m256i *)(d2 + i), r);                       \
+  }                                                                             \
   VINLINE void NAME##_body(uint8_t *d, uint8_t *d2, const uint8_t *pa,          \
                            const uint8_t *pb, size_t i, size_t end,             \
                            const struct vctx *c, const int nt, const int two) { \
     for (; i + 128 <= end; i += 128) {                                          \
-      for (size_t k = 0; k < 128; k += 32) {                                    \
-        __m256i x = _mm256_loadu_si256((const __m256i *)(pa + i + k));          \
-        __m256i y = _mm256_loadu_si256((const __m256i *)(pb + i + k));          \
-        __m256i r = VOP(x, y, c);                                               \
-        if (nt)                                                                 \
-          _mm256_stream_si256((__m256i *)(d + i + k), r);                       \
-        else                                                                    \
-          _mm256_storeu_si256((__m256i *)(d + i + k), r);                       \
-        if (two) _mm256_storeu_si256((__m256i *)(d2 + i + k), r);               \
-      }                                                                         \
+      NAME##_one(d, d2, pa, pb, i, c, nt, two);                                 \
+      NAME##_one(d, d2, pa, pb, i + 32, c, nt, two);                            \
+      NAME##_one(d, d2, pa, pb, i + 64, c, nt, two);                            \
+      NAME##_one(d, d2, pa, pb, i + 96, c, nt, two);                            \
     }                                                                           \
-    for (; i + 32 <= end; i += 32) {                                            \
-      __m256i x = _mm256_loadu_si256((const __m256i *)(pa + i));                \
-      __m256i y = _mm256_loadu_si256((const __m256i *)(pb + i));                \
-      __m256i r = VOP(x, y, c);                                                 \
-      if (nt)                                                                   \
-        _mm256_stream_si256((__m256i *)(d + i), r);                             \
-      else                                                                      \
-        _mm256_storeu_si256((__m256i *)(d + i), r);                             \
-      if (two) _mm256_storeu_si256((__m256i *)(d2 + i), r);                     \
-    }                                                                           \
+    for (; i < end; i += 32) NAME##_one(d, d2, pa, pb, i, c, nt, two);          \
   }                                                                             \
   /* Fewer than 32 bytes at offset i, through zero-padded copies. */            \
   VINLINE void NAME##_part(uint8_t *d, uint8_t *d2, const uint8_t *pa,          \
@@ -342,26 +339,25 @@ const hring__reduce_table_t hring__reduce_avx2_table = {
 
 /* One pass that stores each loaded vector to dst (streaming or not) and to
  * dst2, so two destinations cost one read of src. */
+VINLINE void copy_one(uint8_t *d, uint8_t *d2, const uint8_t *s, size_t i,
+                      const int nt, const int two) {
+  __m256i x = _mm256_loadu_si256((const __m256i *)(s + i));
+  if (nt)
+    _mm256_stream_si256((__m256i *)(d + i), x);
+  else
+    _mm256_storeu_si256((__m256i *)(d + i), x);
+  if (two) _mm256_storeu_si256((__m256i *)(d2 + i), x);
+}
+
 VINLINE void copy_body(uint8_t *d, uint8_t *d2, const uint8_t *s, size_t i,
                        size_t end, const int nt, const int two) {
   for (; i + 128 <= end; i += 128) {
-    for (size_t k = 0; k < 128; k += 32) {
-      __m256i x = _mm256_loadu_si256((const __m256i *)(s + i + k));
-      if (nt)
-        _mm256_stream_si256((__m256i *)(d + i + k), x);
-      else
-        _mm256_storeu_si256((__m256i *)(d + i + k), x);
-      if (two) _mm256_storeu_si256((__m256i *)(d2 + i + k), x);
-    }
+    copy_one(d, d2, s, i, nt, two);
+    copy_one(d, d2, s, i + 32, nt, two);
+    copy_one(d, d2, s, i + 64, nt, two);
+    copy_one(d, d2, s, i + 96, nt, two);
   }
-  for (; i + 32 <= end; i += 32) {
-    __m256i x = _mm256_loadu_si256((const __m256i *)(s + i));
-    if (nt)
-      _mm256_stream_si256((__m256i *)(d + i), x);
-    else
-      _mm256_storeu_si256((__m256i *)(d + i), x);
-    if (two) _mm256_storeu_si256((__m256i *)(d2 + i), x);
-  }
+  for (; i < end; i += 32) copy_one(d, d2, s, i, nt, two);
 }
 
 TARGET void hring__copy_avx2(void *dst, void *dst2, const void *src, size_t n,

@@ -29,9 +29,13 @@ void hring__err_clear(void) { last_error[0] = '\0'; }
 
 static hring_result_t err_v(hring_result_t code, int errno_value, const char *fmt, va_list ap) {
   int saved = errno;
-  int n = vsnprintf(last_error, sizeof last_error, fmt, ap);
-  if (errno_value && n >= 0 && (size_t)n < sizeof last_error)
-    snprintf(last_error + n, sizeof last_error - (size_t)n, ": %s", strerror(errno_value));
+  /* Format aside first: callers may pass hring_last_error() as an argument
+   * to wrap the previous message. */
+  char msg[sizeof last_error];
+  int n = vsnprintf(msg, sizeof msg, fmt, ap);
+  if (errno_value && n >= 0 && (size_t)n < sizeof msg)
+    snprintf(msg + n, sizeof msg - (size_t)n, ": %s", strerror(errno_value));
+  memcpy(last_error, msg, sizeof last_error);
   /* Errors in the caller's use are the caller's to report; failures of the
    * system or of peers are logged where they are first detected. */
   if (code == HRING_ERR_INVALID_ARGUMENT || code == HRING_ERR_INVALID_USAGE ||

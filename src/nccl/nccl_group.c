@@ -100,24 +100,31 @@ static void *worker_main(void *arg) {
   return NULL;
 }
 
-/* A communicator whose thread never ran must not stay PENDING forever, or it
- * could be neither used nor destroyed. */
+/* A communicator whose queued init never ran must not stay PENDING forever,
+ * or it could be neither used nor destroyed. */
+static void fail_pending(struct ncclComm *comm, ncclResult_t why) {
+  int expected = HRING__NCCL_PENDING;
+  if (atomic_compare_exchange_strong(&comm->state, &expected, HRING__NCCL_FAILED))
+    comm->init_error = why;
+}
+
 static void worker_not_started(struct worker *w, int err) {
   w->res = hring__nccl_err(ncclSystemError, "ncclGroupEnd: cannot start a thread: %s",
                            strerror(err));
   strncpy(w->msg, hring__nccl_last_error(), sizeof w->msg - 1);
   w->msg[sizeof w->msg - 1] = '\0';
-  struct ncclComm *comm = w->comm;
-  int expected = HRING__NCCL_PENDING;
-  if (atomic_compare_exchange_strong(&comm->state, &expected, HRING__NCCL_FAILED))
-    comm->init_error = w->res;
+  fail_pending(w->comm, w->res);
 }
 
 ncclResult_t hring__nccl_run_ops(const hring__nccl_op_t *ops, int nops) {
   if (nops == 0) return ncclSuccess;
   struct worker *workers = calloc((size_t)nops, sizeof *workers);
-  if (workers == NULL)
-    return hring__nccl_err(ncclSystemError, "ncclGroupEnd: out of memory for %d operations", nops);
+  if (workers == NULL) {
+    ncclResult_t r =
+        hring__nccl_err(ncclSystemError, "ncclGroupEnd: out of memory for %d operations", nops);
+    for (int i = 0; i < nops; i++) fail_pending(ops[i].comm, r);
+    return r;
+  }
   /* Distinct communicators in order of first appearance (groups are small:
    * a quadratic scan is cheaper than anything cleverer). */
   int nw = 0;

@@ -506,15 +506,27 @@ static void rank_exec(struct job *job, int r, int out_w, int err_w, int status_w
  * launcher could not fork or make pipes. */
 static int rank_start(struct job *job, int r) {
   struct rank *rk = &job->ranks[r];
-  int outp[2], errp[2], stp[2];
-  if (pipe2(outp, O_CLOEXEC) != 0) goto err;
-  if (pipe2(errp, O_CLOEXEC) != 0) goto err_out;
+  int outp[2], errp[2], stp[2], err;
+  if (pipe2(outp, O_CLOEXEC) != 0) {
+    err = errno;
+    goto err;
+  }
+  if (pipe2(errp, O_CLOEXEC) != 0) {
+    err = errno;
+    goto err_out;
+  }
   /* Closed by a successful exec, so a read of 0 bytes means "started". */
-  if (pipe2(stp, O_CLOEXEC) != 0) goto err_err;
+  if (pipe2(stp, O_CLOEXEC) != 0) {
+    err = errno;
+    goto err_err;
+  }
   pid_t launcher = getpid();
   fflush(NULL);
   pid_t pid = fork();
-  if (pid < 0) goto err_st;
+  if (pid < 0) {
+    err = errno;
+    goto err_st;
+  }
   if (pid == 0) rank_exec(job, r, outp[1], errp[1], stp[1], launcher);
   if (r == 0) job->pgid = pid;
   /* Also done here so the group exists before the next rank joins it; the
@@ -550,7 +562,7 @@ err_out:
   close(outp[0]);
   close(outp[1]);
 err:
-  note("cannot start rank %d: %s", r, strerror(errno));
+  note("cannot start rank %d: %s", r, strerror(err));
   return -1;
 }
 
@@ -765,5 +777,7 @@ int main(int argc, char **argv) {
     break;
   }
   run_loop(&job);
+  free(job.ranks);
+  close(job.sigfd);
   return job.exit_code >= 0 ? job.exit_code : 0;
 }

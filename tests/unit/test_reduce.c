@@ -414,7 +414,7 @@ HTEST(reduce_vector_matches_generic, 30) {
   for (int f = 1; f < NISA; f++) {
     if (hring__reduce_set_isa(isa_list[f]) != 0) continue;
     nvec++;
-    for (int iter = 0; iter < 400; iter++) {
+    for (int iter = 0; iter < 2000; iter++) {
       int t = (int)(rnd() % HRING_NUM_TYPES), op = (int)(rnd() % HRING_NUM_OPS);
       size_t sz = tsize(t), n = (size_t)(rnd() % 3000);
       size_t oa = rnd() % 40, ob = rnd() % 40, od = rnd() % 40;
@@ -532,6 +532,20 @@ HTEST(reduce_half_convert, 20) {
       }
     }
   }
+  /* Every tie: the midpoint between each pair of adjacent float16 values
+   * (exact in fp32), and the floats just either side of it. */
+  for (uint32_t h = 0; h < 0x7C00; h++) {
+    for (int sgn = 0; sgn < 2; sgn++) {
+      double mid = (ref_h2d((uint16_t)h) + ref_h2d((uint16_t)(h + 1))) / 2;
+      float fm = (float)(sgn ? -mid : mid);
+      for (int d = -1; d <= 1; d++) {
+        float f = f_of(bits_f(fm) + (uint32_t)d);
+        if (mid == 0 && d < 0) continue;
+        uint16_t want = ref_d2h(f), got = hring__float_to_half(f);
+        EXPECT(got == want, "f2h(%a) = %#x, want %#x", f, got, want);
+      }
+    }
+  }
   /* Named cases. */
   EXPECT(hring__float_to_half(1.0f + 0x1p-11f) == 0x3C00, "tie 1+2^-11 to even 1.0");
   EXPECT(hring__float_to_half(1.0f + 3 * 0x1p-11f) == 0x3C02, "tie 1+3*2^-11 to even");
@@ -571,6 +585,18 @@ HTEST(reduce_bf16_convert, 20) {
     } else {
       uint16_t want = ref_d2bf(f);
       EXPECT(got == want, "f2bf(%a [%#x]) = %#x, want %#x", f, u, got, want);
+    }
+  }
+  for (uint32_t h = 0; h < 0x7F80; h++) { /* every tie, as for float16 */
+    for (int sgn = 0; sgn < 2; sgn++) {
+      double mid = (ref_bf2d((uint16_t)h) + ref_bf2d((uint16_t)(h + 1))) / 2;
+      float fm = (float)(sgn ? -mid : mid);
+      for (int d = -1; d <= 1; d++) {
+        float f = f_of(bits_f(fm) + (uint32_t)d);
+        if (mid == 0 && d < 0) continue;
+        uint16_t want = ref_d2bf(f), got = hring__float_to_bf16(f);
+        EXPECT(got == want, "f2bf(%a) = %#x, want %#x", f, got, want);
+      }
     }
   }
   EXPECT(hring__float_to_bf16(1.0f + 0x1p-8f) == 0x3F80, "tie to even 1.0");
