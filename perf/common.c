@@ -169,7 +169,8 @@ int64_t hring_perf_reduce_input(const hring_perf_ctx_t *c, int rank, size_t i) {
       /* sum and avg: c(i) + d(r, i), where d = ((i+r)%n) - ((i+r+1)%n) sums
        * to 0 over the ranks (both terms run over 0..n-1), so the sum is
        * n * c(i) and the average c(i) exactly.  d is -1 on all ranks but
-       * one, where it is n-1, so every partial sum stays within +-2n. */
+       * one, where it is n-1, so every partial sum stays within +-2n
+       * (0 .. 3n for unsigned types). */
       return perf_base3(c, i) + (int64_t)((i + r) % n) -
              (int64_t)((i + r + 1) % n);
   }
@@ -286,10 +287,12 @@ static void perf_usage(FILE *f, const char *prog) {
           "                           -f it replaces the default factor\n"
           "  -n, --iters N            fixed number of timed ops per size (default: adapt\n"
           "                           to -T, clamped to [%d, %d])\n"
-          "  -T, --target_time SEC    seconds per timed loop when -n is not given (0.1)\n"
+          "      --target_time SEC    seconds per timed loop when -n is not given (0.1)\n"
+          "  -T, --timeout SEC        end any stuck call after SEC s (sets HRING_TIMEOUT_MS;\n"
+          "                           0: the library's default)\n"
           "  -w, --warmup_iters N     warmup ops per size (default 5: 2 from 8M, 1 from\n"
           "                           64M; a value given is used as is, at least 1)\n"
-          "  -r, --repetitions N      timed loops per size, the fastest reported (1)\n"
+          "      --repetitions N      timed loops per size, the fastest reported (1)\n"
           "  -c, --check N            check results N times per size (default 1; 0 off)\n"
           "  -o, --op OP              sum|prod|max|min|avg|all (default sum)\n"
           "  -d, --datatype TYPE      int8|uint8|int32|uint32|int64|uint64|half|float|\n"
@@ -297,7 +300,7 @@ static void perf_usage(FILE *f, const char *prog) {
           "  -a, --average N          time across ranks: 0 rank 0, 1 avg, 2 min, 3 max\n"
           "                           (default 3)\n"
           "  -I, --in_place 0|1       also measure in place (default 1)\n"
-          "      --root N             root rank of rooted collectives (default 0)\n"
+          "  -r, --root N             root rank of rooted collectives (default 0)\n"
           "  -z, --blocking 0|1       accepted; calls are always blocking\n"
           "  -g, --ngpus 1            accepted with 1 only\n"
           "  -t, --nthreads 1         accepted with 1 only\n"
@@ -363,7 +366,7 @@ static int perf_env_rank_is_zero(void) {
   return !s || atoi(s) == 0;
 }
 
-enum { PERF_OPT_ROOT = 1000 };
+enum { PERF_OPT_TARGET = 1000, PERF_OPT_REPS };
 
 /* Returns 0 to run, 1 after --help (exit 0), -1 on a bad command line. */
 static int perf_parse_args(int argc, char **argv, perf_opts_t *o, int loud,
@@ -379,13 +382,14 @@ static int perf_parse_args(int argc, char **argv, perf_opts_t *o, int loud,
       {"op", required_argument, 0, 'o'},
       {"datatype", required_argument, 0, 'd'},
       {"average", required_argument, 0, 'a'},
-      {"target_time", required_argument, 0, 'T'},
-      {"repetitions", required_argument, 0, 'r'},
+      {"target_time", required_argument, 0, PERF_OPT_TARGET},
+      {"timeout", required_argument, 0, 'T'},
+      {"repetitions", required_argument, 0, PERF_OPT_REPS},
       {"in_place", required_argument, 0, 'I'},
       {"blocking", required_argument, 0, 'z'},
       {"ngpus", required_argument, 0, 'g'},
       {"nthreads", required_argument, 0, 't'},
-      {"root", required_argument, 0, PERF_OPT_ROOT},
+      {"root", required_argument, 0, 'r'},
       {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   int factor_set = 0, step_set = 0, one;
@@ -434,15 +438,27 @@ static int perf_parse_args(int argc, char **argv, perf_opts_t *o, int loud,
         if (perf_parse_int(optarg, 0, 3, &o->average)) what = "-a";
         break;
       case 'T': {
+        int secs = 0;
+        if (perf_parse_int(optarg, 0, 1 << 20, &secs)) {
+          what = "-T";
+        } else if (secs > 0) {
+          /* nccl-tests' -T: a bound on any wait, here the library's own. */
+          char ms[32];
+          snprintf(ms, sizeof ms, "%lld", (long long)secs * 1000);
+          setenv("HRING_TIMEOUT_MS", ms, 1);
+        }
+        break;
+      }
+      case PERF_OPT_TARGET: {
         char *end;
         errno = 0;
         o->target = strtod(optarg, &end);
         if (end == optarg || *end || errno || !(o->target >= 0) || isinf(o->target))
-          what = "-T";
+          what = "--target_time";
         break;
       }
-      case 'r':
-        if (perf_parse_int(optarg, 1, 1 << 20, &o->reps)) what = "-r";
+      case PERF_OPT_REPS:
+        if (perf_parse_int(optarg, 1, 1 << 20, &o->reps)) what = "--repetitions";
         break;
       case 'I':
         if (perf_parse_int(optarg, 0, 1, &o->inplace)) what = "-I";
@@ -456,8 +472,8 @@ static int perf_parse_args(int argc, char **argv, perf_opts_t *o, int loud,
          * sense with their default of 1. */
         if (perf_parse_int(optarg, 1, 1, &one)) what = ch == 'g' ? "-g" : "-t";
         break;
-      case PERF_OPT_ROOT:
-        if (perf_parse_int(optarg, 0, 1 << 30, &o->root)) what = "--root";
+      case 'r':
+        if (perf_parse_int(optarg, 0, 1 << 30, &o->root)) what = "-r";
         break;
       case 'h':
         if (loud) perf_usage(stdout, prog);
@@ -725,9 +741,15 @@ static void perf_print_header(perf_run_t *R) {
   gethostname(host, sizeof host - 1);
   host[sizeof host - 1] = '\0';
   perf_cpu_name(cpu, sizeof cpu);
-  snprintf(lines + (size_t)R->rank * PERF_RANK_LINE, PERF_RANK_LINE,
-           "#  Rank %2d Group %2d Pid %6d on %10s device %2d [cpu] %s\n", R->rank, 0,
-           (int)getpid(), host, 0, cpu);
+  char line[512];
+  int len = snprintf(line, sizeof line, "#  Rank %2d Group %2d Pid %6d on %10s device %2d [cpu] %s",
+                     R->rank, 0, (int)getpid(), host, 0, cpu);
+  /* Cut to the slot, keeping the newline and the terminating zero. */
+  if (len < 0) len = 0;
+  if (len > PERF_RANK_LINE - 2) len = PERF_RANK_LINE - 2;
+  char *slot = lines + (size_t)R->rank * PERF_RANK_LINE;
+  memcpy(slot, line, (size_t)len);
+  slot[len] = '\n';
   perf_check_rc(R, hring_allreduce(lines, lines, total, HRING_UINT8, HRING_SUM,
                                    R->comm, NULL),
                 "hring_allreduce (rank lines)");
@@ -742,13 +764,13 @@ static void perf_print_header(perf_run_t *R) {
            o->minbytes, o->maxbytes, o->stepfactor > 1 ? o->stepfactor : o->stepbytes,
            o->stepfactor > 1 ? "factor" : "bytes", o->warmup, iters, o->check);
     static const char *const agg[] = {"rank 0", "average", "min", "max"};
-    printf("# %s on hring %d.%d.%d: %d ranks, host memory, blocking calls\n",
+    printf("# %s on hring %d.%d.%d: nranks %d, host memory, blocking calls\n",
            R->coll->name, version / 10000, version / 100 % 100, version % 100, R->nranks);
     printf("# time per op: elapsed of the timed loop / iters, %s over ranks (-a %d), "
-           "fastest of %d repetition(s) (-r)\n",
+           "fastest of %d repetition(s) (--repetitions)\n",
            agg[o->average], o->average, o->reps);
     if (!o->iters)
-      printf("# iters per size: %.3f s (-T) / time of a warmup op, clamped to [%d, %d]\n",
+      printf("# iters per size: %.3f s (--target_time) / time of a warmup op, clamped to [%d, %d]\n",
              o->target, PERF_MIN_ITERS, PERF_MAX_ITERS);
     printf("#\n# Using devices\n");
     for (int r = 0; r < R->nranks; r++) fputs(lines + (size_t)r * PERF_RANK_LINE, stdout);

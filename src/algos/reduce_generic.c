@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "algos/half.h"
 #include "algos/reduce.h"
 #include "algos/reduce_isa.h"
 
@@ -187,8 +188,8 @@ static inline double f64_min(double x, double y) {
   static inline uint16_t P##_avg(uint16_t x, uint16_t y, int div) {          \
     return FROM_F(f32_avg(TO_F(x), TO_F(y), div));                           \
   }
-NARROW_OPS(f16, hring__half_to_float, hring__float_to_half)
-NARROW_OPS(bf16, hring__bf16_to_float, hring__float_to_bf16)
+NARROW_OPS(f16, hring__h2f_inline, hring__f2h_inline)
+NARROW_OPS(bf16, hring__bf2f_inline, hring__f2bf_inline)
 
 /* ---- kernels ------------------------------------------------------------ */
 
@@ -283,14 +284,12 @@ void hring__divide_generic(void *dst, const void *src, size_t n,
     case HRING_INT64: DIVIDE_LOOP(i64, x / (int64_t)div); break;
     case HRING_UINT64: DIVIDE_LOOP(u64, x / (uint64_t)div); break;
     case HRING_FLOAT16:
-      DIVIDE_LOOP(f16, hring__float_to_half(hring__half_to_float(x) /
-                                            (float)div));
+      DIVIDE_LOOP(f16, hring__f2h_inline(hring__h2f_inline(x) / (float)div));
       break;
     case HRING_FLOAT32: DIVIDE_LOOP(f32, x / (float)div); break;
     case HRING_FLOAT64: DIVIDE_LOOP(f64, x / (double)div); break;
     case HRING_BFLOAT16:
-      DIVIDE_LOOP(bf16, hring__float_to_bf16(hring__bf16_to_float(x) /
-                                             (float)div));
+      DIVIDE_LOOP(bf16, hring__f2bf_inline(hring__bf2f_inline(x) / (float)div));
       break;
     default: break;
   }

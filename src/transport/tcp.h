@@ -75,5 +75,6 @@ hring_result_t hring__tcp_send_post(hring_conn_t *c, size_t len);
 hring_result_t hring__tcp_recv_get(hring_conn_t *c, void **buf, size_t *len);
 hring_result_t hring__tcp_recv_release(hring_conn_t *c);
 hring_result_t hring__tcp_progress(hring_conn_t *c);
+hring_result_t hring__tcp_flush(hring_conn_t *c);
 
 #endif

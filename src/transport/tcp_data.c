@@ -19,9 +19,12 @@
  * - writing: all posted frames are handed to one sendmsg (header and payload
  *   iovecs of every queued frame), partial writes resume at a byte offset;
  * - reading: one recvmsg reads the rest of the current payload straight into
- *   its slot together with the next frame's header, and never past it, so no
- *   byte is ever read into the wrong place and moved again; in the steady
- *   state that is one system call per frame.
+ *   its slot together with the next frame's header, and never past it, so a
+ *   large payload is never copied again; in the steady state that is one
+ *   system call per frame.  A read that starts at a header (after an idle
+ *   moment) also takes up to a page beyond it into a small stage, from which
+ *   small frames are copied into their slots: one call per burst of small
+ *   frames instead of two per frame.
  * An idle progress() costs one recvmsg that returns EAGAIN.
  *
  * Buffers are allocated on first use (send slots at the first send_get,
@@ -51,6 +54,9 @@
 /* iovecs per sendmsg: two per frame; more frames than this wait for the next
  * call, which happens at once since the previous one was not short. */
 #define TCP_IOV_MAX 64
+/* Bytes a read that starts at a frame header takes beyond it (see
+ * tcp_read); a page, so a small frame and a few more fit. */
+#define TCP_STAGE 4096
 
 typedef struct {
   uint32_t len;
@@ -85,6 +91,10 @@ typedef struct {
   int r_in_payload;
   uint32_t r_cur_len;
   size_t r_pay_got;
+  /* Bytes read past a header that are not yet in their place:
+   * stage[st_off, st_len). */
+  size_t st_off, st_len;
+  uint8_t stage[TCP_STAGE];
 } tcp_conn_t;
 
 static const char *peer_host(const hring_conn_t *c) {
@@ -270,10 +280,44 @@ static void finish_frame(tcp_conn_t *t) {
   t->r_in_payload = 0;
 }
 
+/* Moves staged bytes into the frame being read (header, then payload into
+ * its slot); stops when no receive slot is free. */
+static hring_result_t stage_feed(tcp_conn_t *t) {
+  while (t->st_off < t->st_len) {
+    const uint8_t *p = t->stage + t->st_off;
+    size_t avail = t->st_len - t->st_off, k;
+    if (!t->r_in_payload) {
+      k = TCP_HDR - t->r_hdr_got < avail ? TCP_HDR - t->r_hdr_got : avail;
+      memcpy((uint8_t *)&t->r_hdr + t->r_hdr_got, p, k);
+      t->r_hdr_got += k;
+      t->st_off += k;
+      if (t->r_hdr_got == TCP_HDR) HRING_CHECK(start_payload(t));
+      continue;
+    }
+    if (t->r_done - t->r_released >= (uint64_t)t->conn.nslots) return HRING_SUCCESS;
+    if (!t->rbuf) HRING_CHECK(alloc_recv(t));
+    k = t->r_cur_len - t->r_pay_got < avail ? t->r_cur_len - t->r_pay_got : avail;
+    memcpy(slot_of(t, t->rbuf, t->r_done) + t->r_pay_got, p, k);
+    t->r_pay_got += k;
+    t->st_off += k;
+    if (t->r_pay_got == t->r_cur_len) finish_frame(t);
+  }
+  t->st_off = t->st_len = 0;
+  return HRING_SUCCESS;
+}
+
 /* Reads frames into free receive slots until the socket is drained or no
- * slot is free. */
+ * slot is free.  A payload whose header is known is read straight into its
+ * slot together with the next header, and never past it; a read that starts
+ * at a header also takes up to TCP_STAGE bytes after it into the stage, so a
+ * small frame costs one system call (and several back-to-back ones too). */
 static hring_result_t tcp_read(tcp_conn_t *t) {
+  int drained = 0;
   for (;;) {
+    if (t->st_off < t->st_len) {
+      HRING_CHECK(stage_feed(t));
+      if (t->st_off < t->st_len) return HRING_SUCCESS; /* waiting for a slot */
+    }
     if (t->r_in_payload) {
       if (t->r_done - t->r_released >= (uint64_t)t->conn.nslots) return HRING_SUCCESS;
       if (!t->rbuf) HRING_CHECK(alloc_recv(t));
@@ -282,17 +326,19 @@ static hring_result_t tcp_read(tcp_conn_t *t) {
         continue;
       }
     }
+    if (drained) return HRING_SUCCESS;
     struct iovec iov[2];
-    int niov = 0;
-    size_t want = 0, pay_left = 0;
+    size_t first;
     if (t->r_in_payload) {
-      pay_left = t->r_cur_len - t->r_pay_got;
-      iov[niov++] = (struct iovec){slot_of(t, t->rbuf, t->r_done) + t->r_pay_got, pay_left};
-      want += pay_left;
+      first = t->r_cur_len - t->r_pay_got;
+      iov[0] = (struct iovec){slot_of(t, t->rbuf, t->r_done) + t->r_pay_got, first};
+      iov[1] = (struct iovec){&t->r_hdr, TCP_HDR};
+    } else {
+      first = TCP_HDR - t->r_hdr_got;
+      iov[0] = (struct iovec){(uint8_t *)&t->r_hdr + t->r_hdr_got, first};
+      iov[1] = (struct iovec){t->stage, TCP_STAGE};
     }
-    iov[niov++] = (struct iovec){(uint8_t *)&t->r_hdr + t->r_hdr_got, TCP_HDR - t->r_hdr_got};
-    want += TCP_HDR - t->r_hdr_got;
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
     ssize_t r = recvmsg(t->fd, &msg, MSG_DONTWAIT);
     if (r < 0) {
       if (errno == EINTR) continue;
@@ -303,17 +349,30 @@ static hring_result_t tcp_read(tcp_conn_t *t) {
       t->eof = 1;
       return HRING_SUCCESS;
     }
-    size_t n = (size_t)r;
+    size_t n = (size_t)r, k = n < first ? n : first;
+    drained = n < first + iov[1].iov_len;
     if (t->r_in_payload) {
-      size_t take = n < pay_left ? n : pay_left;
-      t->r_pay_got += take;
-      n -= take;
+      /* Payload, then possibly (part of) the next header. */
+      t->r_pay_got += k;
       if (t->r_pay_got == t->r_cur_len) finish_frame(t);
+      t->r_hdr_got = n - k;
+      if (t->r_hdr_got == TCP_HDR) HRING_CHECK(start_payload(t));
+    } else {
+      /* Header, then possibly staged bytes after it. */
+      t->r_hdr_got += k;
+      t->st_off = 0;
+      t->st_len = n - k;
+      if (t->r_hdr_got == TCP_HDR) HRING_CHECK(start_payload(t));
     }
-    t->r_hdr_got += n;
-    if (t->r_hdr_got == TCP_HDR) HRING_CHECK(start_payload(t));
-    if ((size_t)r < want) return HRING_SUCCESS; /* drained */
   }
+}
+
+/* Bytes of a frame were received, but not the whole frame.  (The stage
+ * plays no part: the socket is read, and the end of the stream seen, only
+ * once the stage is empty.) */
+static int partial_frame(const tcp_conn_t *t) {
+  if (t->r_in_payload) return t->r_pay_got < t->r_cur_len;
+  return t->r_hdr_got > 0;
 }
 
 hring_result_t hring__tcp_progress(hring_conn_t *c) {
@@ -324,9 +383,18 @@ hring_result_t hring__tcp_progress(hring_conn_t *c) {
   /* A peer that closed at a frame boundary may simply be done (its last
    * frames are still delivered); it is an error only when something is left
    * half-way: a partial frame in, or frames it will never read. */
-  if (t->eof && (t->r_in_payload || t->r_hdr_got > 0 || t->s_sent < t->s_posted))
-    return conn_closed(t);
+  if (t->eof && (partial_frame(t) || t->s_sent < t->s_posted)) return conn_closed(t);
   return HRING_SUCCESS;
+}
+
+hring_result_t hring__tcp_flush(hring_conn_t *c) {
+  tcp_conn_t *t = c->priv;
+  if (t->err) return t->err;
+  if (t->s_sent < t->s_posted) {
+    HRING_CHECK(tcp_write(t));
+    if (t->eof && t->s_sent < t->s_posted) return conn_closed(t);
+  }
+  return t->s_sent == t->s_posted ? HRING_SUCCESS : HRING_IN_PROGRESS;
 }
 
 hring_result_t hring__tcp_send_get(hring_conn_t *c, void **buf) {

@@ -22,7 +22,7 @@
  * connection (2 * depth * slot size). */
 #define TCP_SLOT_MIN 4096
 #define TCP_SLOT_MAX (256ll << 20)
-#define TCP_SLOTS_MIN 1
+#define TCP_SLOTS_MIN 2
 #define TCP_SLOTS_MAX 256
 #define TCP_SOCKBUF_MAX (1ll << 30)
 
@@ -153,6 +153,7 @@ const hring_transport_ops_t hring__tcp_ops = {
     .recv_get = hring__tcp_recv_get,
     .recv_release = hring__tcp_recv_release,
     .progress = hring__tcp_progress,
+    .flush = hring__tcp_flush,
     .mem_reg = hring__transport_unsupported_reg,
     .mem_dereg = hring__transport_unsupported_dereg,
 };

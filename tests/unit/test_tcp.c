@@ -355,6 +355,45 @@ HTEST(tcp_peer_close, 30) {
   hring__tcp_conn_free(p.c[0]);
 }
 
+HTEST(tcp_small_burst_then_close, 10) {
+  /* Many small frames arrive in one burst while the receiver has only two
+   * slots: they wait (partly read ahead) and come out in order, and the
+   * close that follows them is reported only after the last one. */
+  pair_t p;
+  pair_open(&p, 4096, 2, 0);
+  enum { NMSG = 60 };
+  for (int i = 0; i < NMSG; i++) {
+    void *buf;
+    hring_result_t r;
+    double t0 = now_s();
+    while ((r = hring__send_get(p.c[1], &buf)) == HRING_IN_PROGRESS && now_s() - t0 < 5) {
+    }
+    HREQUIRE(r == HRING_SUCCESS, "send_get %d: %d", i, r);
+    for (int j = 0; j < i % 23; j++) ((uint8_t *)buf)[j] = msg_byte(1, i, (size_t)j);
+    HREQUIRE(hring__send_post(p.c[1], (size_t)(i % 23)) == HRING_SUCCESS, "post %d", i);
+  }
+  HREQUIRE(hring__conn_flush(p.c[1]) == HRING_SUCCESS, "flush: small frames fit the socket");
+  hring__tcp_conn_free(p.c[1]);
+  usleep(20000); /* everything, the close included, is in p.c[0]'s socket */
+  for (int i = 0; i < NMSG; i++) {
+    void *buf;
+    size_t len;
+    hring_result_t r;
+    double t0 = now_s();
+    while ((r = hring__recv_get(p.c[0], &buf, &len)) == HRING_IN_PROGRESS && now_s() - t0 < 5) {
+    }
+    HREQUIRE(r == HRING_SUCCESS, "message %d: %d %s", i, r, hring_last_error());
+    HREQUIRE(len == (size_t)(i % 23), "message %d: length %zu", i, len);
+    for (size_t j = 0; j < len; j++)
+      HREQUIRE(((uint8_t *)buf)[j] == msg_byte(1, i, j), "message %d byte %zu", i, j);
+    HREQUIRE(hring__conn_progress(p.c[0]) == HRING_SUCCESS, "close reported before message %d",
+             i);
+    hring__recv_release(p.c[0]);
+  }
+  HCHECK(until_error(p.c[0]) == HRING_ERR_REMOTE, "close not reported");
+  hring__tcp_conn_free(p.c[0]);
+}
+
 HTEST(tcp_conn_from_fd_config, 10) {
   /* The configured slot size, lowered to the peer's when its blob says
    * so. */
