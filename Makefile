@@ -90,3 +90,12 @@ clean:
 .PHONY: all test bench clean
 .DELETE_ON_ERROR:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# Rewrites the README's table of variables from the config table.
+readme: $(BUILD)/bin/hring-info
+	$(BUILD)/bin/hring-info -c -m > $(BUILD)/config-table.md
+	awk -v f=$(BUILD)/config-table.md \
+	  '/<!-- end config-table -->/ {skip=0} !skip {print} \
+	   /<!-- config-table/ {while ((getline l < f) > 0) print l; skip=1}' README.md > $(BUILD)/README.md
+	mv $(BUILD)/README.md README.md
+.PHONY: readme

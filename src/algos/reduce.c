@@ -62,6 +62,7 @@ static int isa_from_name(const char *name) {
   return -1;
 }
 
+#if defined(__x86_64__)
 /* Table `to` = `over` where it has a kernel, else `under`. */
 static void isa_merge(hring__reduce_table_t to,
                       const hring__reduce_table_t over,
@@ -70,6 +71,7 @@ static void isa_merge(hring__reduce_table_t to,
     for (int o = 0; o < HRING_NUM_OPS; o++)
       to[t][o] = over[t][o] ? over[t][o] : under[t][o];
 }
+#endif
 
 static void isa_init(void) {
   const char *env = getenv("HRING_CPU_KERNELS");

@@ -33,14 +33,18 @@ enum {
  */
 /*
  * The choices left open above, the same for every kernel family (results are
- * bit-identical across families):
+ * bit-identical across families, but for the one case left unspecified):
  * - max/min of floats: a NaN operand gives a NaN (a's when a is one, else
- *   b's); +0 and -0 are equal, max(+0, -0) = +0 and min(+0, -0) = -0 in
- *   either order, so max and min are commutative bit for bit.
+ *   b's; made quiet for float16 and bfloat16); +0 and -0 are equal,
+ *   max(+0, -0) = +0 and min(+0, -0) = -0 in either order, so max and min
+ *   are commutative bit for bit.
  * - sum/prod/avg with two NaN operands: which payload survives is not
- *   specified.
- * - Integer AVG: the wrapped sum in the element type, divided with C's
- *   truncation toward zero.
+ *   specified (it is the hardware's and the compiler's operand order).
+ * - Integer sum/prod wrap around; integer AVG divides the wrapped sum, in
+ *   the element type, with C's truncation toward zero.
+ * - HRING_REDUCE_NT streams only where dst can reach a vector-aligned
+ *   address by whole elements, and only for outputs of a few hundred bytes
+ *   or more; elsewhere the stores are ordinary ones.
  */
 void hring__reduce(void *dst, void *dst2, const void *a, const void *b,
                    size_t count, hring_datatype_t type, hring_redop_t op,

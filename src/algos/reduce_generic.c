@@ -235,11 +235,12 @@ typedef uint16_t t_bf16;
     }                                                                         \
   }
 
+/* The trailing argument is empty but for AVG, whose op takes div too. */
 #define GENERIC_KERNELS(P)     \
-  GENERIC_KERNEL(P, sum)       \
-  GENERIC_KERNEL(P, prod)      \
-  GENERIC_KERNEL(P, max)       \
-  GENERIC_KERNEL(P, min)       \
+  GENERIC_KERNEL(P, sum, )     \
+  GENERIC_KERNEL(P, prod, )    \
+  GENERIC_KERNEL(P, max, )     \
+  GENERIC_KERNEL(P, min, )     \
   GENERIC_KERNEL(P, avg, , div)
 
 GENERIC_KERNELS(i8)

@@ -44,7 +44,7 @@ static const hring_cfg_entry_t table[HRING_CFG_COUNT] = {
     [HRING_CFG_DEBUG_FILE] = {"HRING_DEBUG_FILE", NULL, "path",
                               "log to this file (%h host, %p pid); default stderr"},
     [HRING_CFG_CPU_KERNELS] = {"HRING_CPU_KERNELS", NULL, "name",
-                               "force reduction kernels: generic; default: best the CPU has"},
+                               "reduction kernels: generic, avx2, avx512 (at most what the CPU has); default: best"},
     [HRING_CFG_ROOT] = {"HRING_ROOT", NULL, "host:port",
                         "bootstrap root for hring_comm_init_env (else MASTER_ADDR:MASTER_PORT)"},
     [HRING_CFG_RANK] = {"HRING_RANK", NULL, "", "rank for hring_comm_init_env (else RANK)"},

@@ -113,6 +113,7 @@ typedef struct {
                         * to us, EXPECT_OUT for the ranks we connect to */
   int remaining_in, remaining;
   uint64_t deadline_ns, hs_ns;
+  long long timeout_ms;
 } tcp_ctx_t;
 
 static const char *host_of(struct hring_comm *comm, int rank) {
@@ -442,7 +443,7 @@ static hring_result_t in_event(tcp_ctx_t *x, tcp_hs_t *h) {
 
 static hring_result_t timeout_error(tcp_ctx_t *x) {
   struct hring_comm *comm = x->comm;
-  long long ms = (long long)comm->timeout_ms;
+  long long ms = x->timeout_ms;
   for (int i = 0; i < x->nout; i++) {
     tcp_hs_t *h = &x->hs[i];
     if (h->state == HS_FREE) continue;
@@ -522,6 +523,7 @@ hring_result_t hring__tcp_connect(struct hring_comm *comm, const int *peers, int
    * half-initialised one from waiting forever. */
   int64_t timeout_ms = comm->timeout_ms > 0 ? comm->timeout_ms : TCP_FALLBACK_TIMEOUT_MS;
   uint64_t timeout_ns = (uint64_t)timeout_ms * 1000000ull;
+  x.timeout_ms = (long long)timeout_ms;
   x.deadline_ns = start + timeout_ns;
   x.hs_ns = (uint64_t)TCP_HS_MS * 1000000ull;
   if (x.hs_ns > timeout_ns / 4) x.hs_ns = timeout_ns / 4;

@@ -23,7 +23,7 @@ HTEST(readme_config_table_in_sync, 5) {
   hring__cfg_print(mem, 1);
   fclose(mem);
   HCHECK(strstr(readme, table) != NULL,
-         "README.md's variable table differs from the config table; regenerate it with "
-         "`build/bin/hring-info -c -m`");
+         "README.md's variable table differs from the config table; `make readme` "
+         "regenerates it");
   free(table);
 }

@@ -17,6 +17,10 @@
 #include "../harness.h"
 #include "algos/reduce.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 /* ---- helpers ------------------------------------------------------------- */
 
 static const char *const type_names[HRING_NUM_TYPES] = {
@@ -902,8 +906,24 @@ HTEST(reduce_isa_selection, 5) {
   hring__reduce_force_generic(0);
   HCHECK(strcmp(hring__reduce_isa(), isa) == 0, "default not restored: %s", hring__reduce_isa());
 #if defined(__x86_64__)
+  unsigned eax, ebx, ecx = 0, edx;
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && !getenv("HRING_CPU_KERNELS"))
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+      __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) && !getenv("HRING_CPU_KERNELS"))
     HCHECK(strcmp(isa, "generic") != 0, "AVX2 CPU but the generic kernels were chosen");
 #endif
+}
+
+/* HRING_CPU_KERNELS is read on first use; this test runs in a fresh
+ * process in which nothing has reduced yet. */
+HTEST(reduce_env_forces_generic, 5) {
+  float a[40], b[40], d[40];
+  for (int i = 0; i < 40; i++) a[i] = (float)i, b[i] = 0.5f;
+  setenv("HRING_CPU_KERNELS", "generic", 1);
+  hring__reduce(d, NULL, a, b, 40, HRING_FLOAT32, HRING_SUM, 0, 0);
+  HCHECK(strcmp(hring__reduce_isa(), "generic") == 0, "HRING_CPU_KERNELS=generic gave %s",
+         hring__reduce_isa());
+  HCHECK(d[39] == 39.5f, "sum under forced generic: %g", d[39]);
+  hring__reduce_set_isa(NULL);
+  HCHECK(strcmp(hring__reduce_isa(), "generic") == 0, "default does not keep the env's choice");
 }
