@@ -15,6 +15,7 @@
 #include "core/visibility.h"
 
 #define ALLPAIRS_MAX_BYTES 4096 /* allpairs.c keeps a local copy this large */
+#define DIRECT_MAX_BYTES (256 * 1024)
 
 hring_result_t hring__algo_comm_init(struct hring_comm *comm) {
   size_t m = SIZE_MAX;
@@ -25,8 +26,9 @@ hring_result_t hring__algo_comm_init(struct hring_comm *comm) {
   comm->algo_forced = HRING_ALGO_AUTO;
   if (forced && strcasecmp(forced, "ring") == 0) comm->algo_forced = HRING_ALGO_RING;
   else if (forced && strcasecmp(forced, "allpairs") == 0) comm->algo_forced = HRING_ALGO_ALLPAIRS;
+  else if (forced && strcasecmp(forced, "direct") == 0) comm->algo_forced = HRING_ALGO_DIRECT;
   else if (forced && *forced && strcasecmp(forced, "auto") != 0)
-    return hring__err(HRING_ERR_INVALID_ARGUMENT, "HRING_ALGO=%s: unknown (ring, allpairs, auto)",
+    return hring__err(HRING_ERR_INVALID_ARGUMENT, "HRING_ALGO=%s: unknown (ring, direct, allpairs, auto)",
                       forced);
   comm->small_max = hring__cfg_int(HRING_CFG_SMALL_MAX);
   comm->chunk_size = hring__cfg_int(HRING_CFG_CHUNK_SIZE);
@@ -67,9 +69,20 @@ static int choose(struct hring_comm *comm, size_t bytes) {
   int allpairs_ok = bytes <= ALLPAIRS_MAX_BYTES && bytes <= comm->min_slot &&
                     comm->nranks <= HRING_ENGINE_MAX_ACTIVE;
   if (comm->algo_forced == HRING_ALGO_RING) return HRING_ALGO_RING;
+  if (comm->algo_forced == HRING_ALGO_DIRECT)
+    return comm->nranks <= HRING_ENGINE_MAX_ACTIVE ? HRING_ALGO_DIRECT : HRING_ALGO_RING;
   if (comm->algo_forced == HRING_ALGO_ALLPAIRS && allpairs_ok) return HRING_ALGO_ALLPAIRS;
   int64_t small = comm->small_max < 0 ? ALLPAIRS_MAX_BYTES : comm->small_max;
-  return allpairs_ok && (int64_t)bytes <= small ? HRING_ALGO_ALLPAIRS : HRING_ALGO_RING;
+  if (allpairs_ok && (int64_t)bytes <= small) return HRING_ALGO_ALLPAIRS;
+  /* Ranks outnumbering cores: every ring step waits for one neighbour to be
+   * scheduled, while the direct exchange has 2 steps whatever the size.
+   * Measured on 2 cores (docs/performance.md): direct wins up to a few
+   * hundred KiB with 4 and 8 ranks; beyond, its n(n-1) FIFOs no longer stay
+   * in cache and the ring is as fast or faster. */
+  if (comm->oversubscribed && comm->nranks <= HRING_ENGINE_MAX_ACTIVE &&
+      bytes <= DIRECT_MAX_BYTES)
+    return HRING_ALGO_DIRECT;
+  return HRING_ALGO_RING;
 }
 
 static size_t ring_chunk(struct hring_comm *comm, size_t bytes) {
@@ -99,10 +112,10 @@ HRING_API hring_result_t hring_allreduce(const void *sendbuf, void *recvbuf, siz
   atomic_store(&comm->in_call, 1);
   comm->seq++;
   hring_result_t r;
-  if (choose(comm, bytes) == HRING_ALGO_ALLPAIRS) {
-    r = hring__allreduce_allpairs(comm, &a);
-  } else {
-    r = hring__allreduce_ring(comm, &a, ring_chunk(comm, bytes));
+  switch (choose(comm, bytes)) {
+    case HRING_ALGO_ALLPAIRS: r = hring__allreduce_allpairs(comm, &a); break;
+    case HRING_ALGO_DIRECT: r = hring__allreduce_direct(comm, &a, ring_chunk(comm, bytes)); break;
+    default: r = hring__allreduce_ring(comm, &a, ring_chunk(comm, bytes)); break;
   }
   if (r != HRING_SUCCESS) hring__comm_fail(comm, r);
   atomic_store(&comm->in_call, 0);

@@ -189,3 +189,12 @@ HTEST(allreduce_small_slots_pipeline, 60) {
   matrix_t m = {counts, 1, 1};
   HREQUIRE(mp_run(4, matrix_body, &m) == 0, "small slots failed");
 }
+
+HTEST(allreduce_forced_direct, 90) {
+  setenv("HRING_ALGO", "direct", 1);
+  size_t counts[] = {0, 1, 5, 1001, 65536 + 7};
+  matrix_t m = {counts, 5, 1};
+  HREQUIRE(mp_run(4, matrix_body, &m) == 0, "forced direct failed");
+  setenv("HRING_TRANSPORTS", "tcp", 1);
+  HREQUIRE(mp_run(3, matrix_body, &m) == 0, "forced direct over tcp failed");
+}
