@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/comm.h"
@@ -25,6 +26,9 @@
 #define TCP_SLOTS_MIN 2
 #define TCP_SLOTS_MAX 256
 #define TCP_SOCKBUF_MAX (1ll << 30)
+/* A fixed socket buffer smaller than this (when the kernel caps the one
+ * asked for) would throttle a stream more than autotuning does. */
+#define TCP_SOCKBUF_MIN_FIXED (1 << 20)
 
 static int64_t cfg_clamped(hring_cfg_id_t id, const char *name, int64_t lo, int64_t hi) {
   int64_t v = hring__cfg_int(id);
@@ -42,6 +46,40 @@ const hring_tcp_blob_t *hring__tcp_blob(struct hring_comm *comm, int rank, hring
   memcpy(copy, hring__comm_blob(comm, rank, HRING_TRANSPORT_TCP), sizeof(*copy));
   if (copy->magic != HRING_TCP_BLOB_MAGIC || copy->version != HRING_TCP_VERSION) return NULL;
   return copy;
+}
+
+/* Fixed socket buffers switch the kernel's autotuning off, and the kernel
+ * silently caps them at net.core.{r,w}mem_max (often 208 KiB): a capped
+ * fixed buffer is worse than autotuning, so a throwaway socket checks what
+ * the kernel grants before any real socket is tuned. */
+static int sockbuf_granted(int family, int want) {
+  if (want <= 0) return 0;
+  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return want;
+  int got_r = 0, got_s = 0;
+  socklen_t len = sizeof(int);
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want));
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
+  getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got_r, &len);
+  len = sizeof(int);
+  getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &got_s, &len);
+  close(fd);
+  /* Linux reports twice the size asked for (the doubling covers its
+   * bookkeeping); anything below the size asked for is a cap. */
+  if (got_r >= want && got_s >= want) return want;
+  int cap = (got_r < got_s ? got_r : got_s) / 2;
+  if (cap >= TCP_SOCKBUF_MIN_FIXED) {
+    HRING_INFO(HRING_SUB_NET,
+               "tcp: HRING_TCP_SOCKBUF=%d is capped by the kernel at %d bytes; using that "
+               "(net.core.rmem_max and wmem_max set the cap)",
+               want, cap);
+    return cap;
+  }
+  HRING_INFO(HRING_SUB_NET,
+             "tcp: HRING_TCP_SOCKBUF=%d is capped by the kernel at %d bytes; using "
+             "autotuning instead (raise net.core.rmem_max and wmem_max to use it)",
+             want, cap);
+  return 0;
 }
 
 static int tcp_reachable(struct hring_comm *comm, int peer) {
@@ -67,6 +105,7 @@ static hring_result_t tcp_local_init(struct hring_comm *comm, void *blob) {
                      comm->rank);
     goto err_free;
   }
+  st->sockbuf = sockbuf_granted(st->addr.ss_family, st->sockbuf);
   HRING_CHECK_GOTO(hring__sock_listen(&st->addr, &st->lfd), res, err_free);
   HRING_CHECK_GOTO(hring__sock_set_nonblock(st->lfd, 1), res, err_close);
   /* Accepted sockets inherit the buffer sizes, which must be set before the
