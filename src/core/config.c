@@ -25,7 +25,7 @@ static const hring_cfg_entry_t table[HRING_CFG_COUNT] = {
     [HRING_CFG_SHM_SLOTS] = {"HRING_SHM_SLOTS", "8", "", "shared-memory FIFO depth"},
     [HRING_CFG_TCP_SLOT_SIZE] = {"HRING_TCP_SLOT_SIZE", "256K", "bytes",
                                  "size of one tcp staging slot"},
-    [HRING_CFG_TCP_SLOTS] = {"HRING_TCP_SLOTS", "8", "", "tcp FIFO depth per direction"},
+    [HRING_CFG_TCP_SLOTS] = {"HRING_TCP_SLOTS", "4", "", "tcp FIFO depth per direction"},
     [HRING_CFG_TCP_SOCKBUF] = {"HRING_TCP_SOCKBUF", "4M", "bytes",
                                "SO_SNDBUF/SO_RCVBUF of tcp data sockets; 0: kernel default"},
     [HRING_CFG_SOCKET_IFNAME] = {"HRING_SOCKET_IFNAME", NULL, "name",

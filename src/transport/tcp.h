@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+
 #include "hring.h"
 #include "transport/transport.h"
 
@@ -42,7 +43,7 @@ typedef struct {
  * payload; tag = HRING_TCP_FRAME_MAGIC ^ (uint32_t)frame sequence number
  * (counted from 0 in each direction of a connection). */
 #define HRING_TCP_FRAME_MAGIC 0x68527446u /* "hRtF" */
-#define HRING_TCP_BLOB_MAGIC 0x68527442u /* "hRtB" */
+#define HRING_TCP_BLOB_MAGIC 0x68527442u  /* "hRtB" */
 #define HRING_TCP_VERSION 1u
 
 /* The blob of `rank` when it holds a tcp listener, else NULL. */
@@ -63,8 +64,8 @@ hring_result_t hring__tcp_conn_from_fd(struct hring_comm *comm, int peer, int fd
 
 /* Same with an explicit slot size (bytes, the largest message) and FIFO
  * depth; both sides of a socket must use the same slot size. */
-hring_result_t hring__tcp_conn_create(struct hring_comm *comm, int peer, int fd,
-                                      size_t slot_size, int nslots, hring_conn_t **out);
+hring_result_t hring__tcp_conn_create(struct hring_comm *comm, int peer, int fd, size_t slot_size,
+                                      int nslots, hring_conn_t **out);
 
 /* Closes the socket and frees the connection (NULL is ignored). */
 void hring__tcp_conn_free(hring_conn_t *c);

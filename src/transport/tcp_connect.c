@@ -24,6 +24,7 @@
  * deadline.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -33,7 +34,6 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include "core/comm.h"
@@ -93,10 +93,10 @@ enum {
 typedef struct {
   int state;
   int fd;
-  int peer;           /* outgoing: the target; incoming: the rank it claims */
-  uint64_t timer_ns;  /* OUT_RETRY: when to retry; IN_*: the deadline */
+  int peer;          /* outgoing: the target; incoming: the rank it claims */
+  uint64_t timer_ns; /* OUT_RETRY: when to retry; IN_*: the deadline */
   int retries;
-  int last_errno;     /* outgoing: why the last attempt failed */
+  int last_errno;                /* outgoing: why the last attempt failed */
   uint8_t nonce[TCP_NONCE];      /* outgoing: ours; incoming: the challenge */
   uint8_t peer_nonce[TCP_NONCE]; /* incoming: the connector's nonce */
   uint8_t buf[64];
@@ -108,9 +108,9 @@ typedef struct {
   struct hring_comm *comm;
   hring_tcp_state_t *st;
   tcp_hs_t *hs;
-  int nhs, nout;       /* entries [0, nout) are the outgoing ones */
-  uint8_t *expect_in;  /* [nranks]: EXPECT_IN while that rank must still connect
-                        * to us, EXPECT_OUT for the ranks we connect to */
+  int nhs, nout;      /* entries [0, nout) are the outgoing ones */
+  uint8_t *expect_in; /* [nranks]: EXPECT_IN while that rank must still connect
+                       * to us, EXPECT_OUT for the ranks we connect to */
   int remaining_in, remaining;
   uint64_t deadline_ns, hs_ns;
   long long timeout_ms;
@@ -211,15 +211,16 @@ static void hs_close(tcp_hs_t *h) {
 }
 
 /* Drops an incoming connection that failed a check; set-up goes on. */
-__attribute__((format(printf, 3, 4))) static void in_drop(tcp_ctx_t *x, tcp_hs_t *h,
-                                                          const char *fmt, ...) {
+static void in_drop(tcp_ctx_t *x, tcp_hs_t *h, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void in_drop(tcp_ctx_t *x, tcp_hs_t *h, const char *fmt, ...) {
   char why[160];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(why, sizeof(why), fmt, ap);
   va_end(ap);
-  HRING_WARN(HRING_SUB_NET, "tcp: rank %d drops the connection from %s: %s", x->comm->rank,
-             h->from, why);
+  HRING_WARN(HRING_SUB_NET, "tcp: rank %d drops the connection from %s: %s", x->comm->rank, h->from,
+             why);
   hs_close(h);
 }
 
@@ -249,8 +250,8 @@ static void out_retry_later(tcp_ctx_t *x, tcp_hs_t *h, int err) {
   h->retries++;
   h->timer_ns = hring__now_ns() + ms * 1000000ull;
   h->state = HS_OUT_RETRY;
-  HRING_TRACE(HRING_SUB_NET, "tcp: rank %d retries rank %d in %llu ms (%s)", x->comm->rank,
-              h->peer, (unsigned long long)ms, strerror(err));
+  HRING_TRACE(HRING_SUB_NET, "tcp: rank %d retries rank %d in %llu ms (%s)", x->comm->rank, h->peer,
+              (unsigned long long)ms, strerror(err));
 }
 
 static hring_result_t out_send_hello(tcp_ctx_t *x, tcp_hs_t *h) {
@@ -263,8 +264,10 @@ static hring_result_t out_send_hello(tcp_ctx_t *x, tcp_hs_t *h) {
   HRING_CHECK(tcp_random(h->nonce, TCP_NONCE));
   memcpy(m.nonce, h->nonce, TCP_NONCE);
   int e = send_small(h->fd, &m, sizeof(m));
-  if (e) out_retry_later(x, h, e);
-  else hs_expect(h, HS_OUT_CHALLENGE, TCP_NONCE);
+  if (e)
+    out_retry_later(x, h, e);
+  else
+    hs_expect(h, HS_OUT_CHALLENGE, TCP_NONCE);
   return HRING_SUCCESS;
 }
 
@@ -309,8 +312,8 @@ static hring_result_t out_event(tcp_ctx_t *x, tcp_hs_t *h) {
   if (r == 0) return HRING_SUCCESS;
   if (r < 0) {
     if (errno)
-      return hring__err_errno(HRING_ERR_REMOTE, errno,
-                              "tcp: handshake with rank %d (%s) failed", h->peer, host);
+      return hring__err_errno(HRING_ERR_REMOTE, errno, "tcp: handshake with rank %d (%s) failed",
+                              h->peer, host);
     return hring__err(HRING_ERR_REMOTE,
                       "tcp: rank %d (%s) closed the connection during the handshake "
                       "(another communicator or job secret?)",
@@ -409,8 +412,10 @@ static hring_result_t in_event(tcp_ctx_t *x, tcp_hs_t *h) {
       memcpy(h->peer_nonce, m.nonce, TCP_NONCE);
       HRING_CHECK(tcp_random(h->nonce, TCP_NONCE));
       int e = send_small(h->fd, h->nonce, TCP_NONCE);
-      if (e) in_drop(x, h, "cannot send the challenge: %s", strerror(e));
-      else hs_expect(h, HS_IN_PROOF, TCP_PROOF);
+      if (e)
+        in_drop(x, h, "cannot send the challenge: %s", strerror(e));
+      else
+        hs_expect(h, HS_IN_PROOF, TCP_PROOF);
     }
     return HRING_SUCCESS;
   }
@@ -485,8 +490,8 @@ static hring_result_t run_loop(tcp_ctx_t *x, struct pollfd *pfd, int *map) {
       if (h->state == HS_OUT_RETRY || h->state >= HS_IN_HELLO)
         if (h->timer_ns < wake) wake = h->timer_ns;
       if (h->state == HS_OUT_RETRY) continue;
-      pfd[n] = (struct pollfd){.fd = h->fd,
-                               .events = h->state == HS_OUT_CONNECTING ? POLLOUT : POLLIN};
+      pfd[n] =
+          (struct pollfd){.fd = h->fd, .events = h->state == HS_OUT_CONNECTING ? POLLOUT : POLLIN};
       map[n++] = i;
     }
     if (x->remaining == 0) break; /* a connect completed at once */
@@ -505,8 +510,10 @@ static hring_result_t run_loop(tcp_ctx_t *x, struct pollfd *pfd, int *map) {
         continue;
       }
       tcp_hs_t *h = &x->hs[map[k]];
-      if (h->state >= HS_IN_HELLO) HRING_CHECK(in_event(x, h));
-      else if (h->state >= HS_OUT_CONNECTING) HRING_CHECK(out_event(x, h));
+      if (h->state >= HS_IN_HELLO)
+        HRING_CHECK(in_event(x, h));
+      else if (h->state >= HS_OUT_CONNECTING)
+        HRING_CHECK(out_event(x, h));
     }
   }
   return HRING_SUCCESS;

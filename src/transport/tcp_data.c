@@ -32,6 +32,7 @@
  * never uses cost no memory.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,7 +40,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include "core/comm.h"
@@ -99,16 +99,17 @@ typedef struct {
 
 static const char *peer_host(const hring_conn_t *c) {
   const struct hring_comm *comm = c->comm;
-  if (comm && comm->peers && c->peer >= 0 && c->peer < comm->nranks) return comm->peers[c->peer].host;
+  if (comm && comm->peers && c->peer >= 0 && c->peer < comm->nranks)
+    return comm->peers[c->peer].host;
   return "?";
 }
 
 /* Marks the connection broken (sticky) and sets the thread's last error.
  * err_no > 0 appends the errno text. */
-__attribute__((format(printf, 4, 5))) static hring_result_t conn_fail(tcp_conn_t *t,
-                                                                      hring_result_t code,
-                                                                      int err_no,
-                                                                      const char *fmt, ...) {
+static hring_result_t conn_fail(tcp_conn_t *t, hring_result_t code, int err_no, const char *fmt,
+                                ...) __attribute__((format(printf, 4, 5)));
+static hring_result_t conn_fail(tcp_conn_t *t, hring_result_t code, int err_no, const char *fmt,
+                                ...) {
   char msg[200];
   va_list ap;
   va_start(ap, fmt);
@@ -149,8 +150,9 @@ static hring_result_t alloc_send(tcp_conn_t *t) {
     free(t->shdr);
     t->sbuf = NULL;
     t->shdr = NULL;
-    return hring__err(HRING_ERR_NO_MEMORY, "tcp: no memory for %d send slots of %zu bytes (rank %d)",
-                      t->conn.nslots, t->conn.slot_size, t->conn.peer);
+    return hring__err(HRING_ERR_NO_MEMORY,
+                      "tcp: no memory for %d send slots of %zu bytes (rank %d)", t->conn.nslots,
+                      t->conn.slot_size, t->conn.peer);
   }
   return HRING_SUCCESS;
 }
@@ -165,14 +167,14 @@ static hring_result_t alloc_recv(tcp_conn_t *t) {
     t->rbuf = NULL;
     t->rlen = NULL;
     return hring__err(HRING_ERR_NO_MEMORY,
-                      "tcp: no memory for %d receive slots of %zu bytes (rank %d)",
-                      t->conn.nslots, t->conn.slot_size, t->conn.peer);
+                      "tcp: no memory for %d receive slots of %zu bytes (rank %d)", t->conn.nslots,
+                      t->conn.slot_size, t->conn.peer);
   }
   return HRING_SUCCESS;
 }
 
-hring_result_t hring__tcp_conn_create(struct hring_comm *comm, int peer, int fd,
-                                      size_t slot_size, int nslots, hring_conn_t **out) {
+hring_result_t hring__tcp_conn_create(struct hring_comm *comm, int peer, int fd, size_t slot_size,
+                                      int nslots, hring_conn_t **out) {
   if (!out || fd < 0 || slot_size == 0 || slot_size > UINT32_MAX || nslots <= 0)
     return hring__err(HRING_ERR_INTERNAL,
                       "tcp: bad connection parameters (fd %d, slot size %zu, %d slots)", fd,
@@ -183,8 +185,8 @@ hring_result_t hring__tcp_conn_create(struct hring_comm *comm, int peer, int fd,
                       slot_size);
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-    return hring__err_errno(HRING_ERR_SYSTEM, errno, "tcp: cannot make the socket to rank %d non-blocking",
-                            peer);
+    return hring__err_errno(HRING_ERR_SYSTEM, errno,
+                            "tcp: cannot make the socket to rank %d non-blocking", peer);
   tcp_conn_t *t = calloc(1, sizeof(*t));
   if (!t) return hring__err(HRING_ERR_NO_MEMORY, "tcp: no memory for a connection");
   t->conn.ops = &hring__tcp_ops;

@@ -93,10 +93,10 @@ static hring_result_t tcp_local_init(struct hring_comm *comm, void *blob) {
   hring_tcp_state_t *st = calloc(1, sizeof(*st));
   if (!st) return hring__err(HRING_ERR_NO_MEMORY, "tcp: no memory for the transport state");
   st->lfd = -1;
-  st->slot_size = (size_t)cfg_clamped(HRING_CFG_TCP_SLOT_SIZE, "HRING_TCP_SLOT_SIZE",
-                                      TCP_SLOT_MIN, TCP_SLOT_MAX);
-  st->nslots = (int)cfg_clamped(HRING_CFG_TCP_SLOTS, "HRING_TCP_SLOTS", TCP_SLOTS_MIN,
-                                TCP_SLOTS_MAX);
+  st->slot_size = (size_t)cfg_clamped(HRING_CFG_TCP_SLOT_SIZE, "HRING_TCP_SLOT_SIZE", TCP_SLOT_MIN,
+                                      TCP_SLOT_MAX);
+  st->nslots =
+      (int)cfg_clamped(HRING_CFG_TCP_SLOTS, "HRING_TCP_SLOTS", TCP_SLOTS_MIN, TCP_SLOTS_MAX);
   st->sockbuf = (int)cfg_clamped(HRING_CFG_TCP_SOCKBUF, "HRING_TCP_SOCKBUF", 0, TCP_SOCKBUF_MAX);
 
   st->addr = comm->peers[comm->rank].addr;
@@ -141,8 +141,7 @@ hring_result_t hring__tcp_conn_from_fd(struct hring_comm *comm, int peer, int fd
   } else {
     slot_size = (size_t)cfg_clamped(HRING_CFG_TCP_SLOT_SIZE, "HRING_TCP_SLOT_SIZE", TCP_SLOT_MIN,
                                     TCP_SLOT_MAX);
-    nslots = (int)cfg_clamped(HRING_CFG_TCP_SLOTS, "HRING_TCP_SLOTS", TCP_SLOTS_MIN,
-                              TCP_SLOTS_MAX);
+    nslots = (int)cfg_clamped(HRING_CFG_TCP_SLOTS, "HRING_TCP_SLOTS", TCP_SLOTS_MIN, TCP_SLOTS_MAX);
   }
   /* Both ends must frame messages with the same bound: the smaller of the
    * two configured slot sizes wins. */

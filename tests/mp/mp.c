@@ -2,6 +2,7 @@
 #include "mp.h"
 
 #include <libgen.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,18 +10,52 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* The bootstrap root is a thread; forking ranks from a process that runs
+ * threads can hand a child a lock held at the fork (seen with ASan's
+ * allocator).  So the root lives in a child of its own, which passes the id
+ * back through a pipe, and the ranks are forked from this single-threaded
+ * process. */
+static pid_t start_root(hring_unique_id_t *id) {
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    close(fds[0]);
+    hring_result_t r = hring_get_unique_id(id);
+    if (r != HRING_SUCCESS) {
+      fprintf(stderr, "  hring_get_unique_id: %s: %s\n", hring_strerror(r), hring_last_error());
+      _exit(1);
+    }
+    if (write(fds[1], id, sizeof *id) != (ssize_t)sizeof *id) _exit(1);
+    close(fds[1]);
+    for (;;) pause(); /* serve the root thread until killed */
+  }
+  close(fds[1]);
+  ssize_t n = read(fds[0], id, sizeof *id);
+  close(fds[0]);
+  if (n != (ssize_t)sizeof *id) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+  }
+  return pid;
+}
+
 int mp_run(int nranks, mp_body_fn body, void *arg) {
   hring_unique_id_t id;
-  hring_result_t r = hring_get_unique_id(&id);
-  if (r != HRING_SUCCESS) {
-    fprintf(stderr, "  hring_get_unique_id: %s: %s\n", hring_strerror(r), hring_last_error());
-    return nranks;
-  }
+  hring_result_t r;
+  pid_t root = start_root(&id);
+  if (root < 0) return nranks;
   fflush(NULL);
   pid_t pids[256];
   for (int rank = 0; rank < nranks; rank++) {
     pids[rank] = fork();
-    if (pids[rank] < 0) return nranks;
+    if (pids[rank] < 0) {
+      kill(root, SIGKILL);
+      return nranks;
+    }
     if (pids[rank] == 0) {
       hring_comm_t comm;
       r = hring_comm_init_rank(&comm, nranks, id, rank);
@@ -45,6 +80,8 @@ int mp_run(int nranks, mp_body_fn body, void *arg) {
       failed++;
     }
   }
+  kill(root, SIGKILL);
+  waitpid(root, NULL, 0);
   return failed;
 }
 

@@ -109,10 +109,14 @@ static uint64_t mix(uint64_t x) {
  * random ones; the contents depend on d, i and the position. */
 static size_t msg_len(int d, int i, size_t slot) {
   switch (i % 5) {
-    case 0: return 0;
-    case 1: return 1;
-    case 2: return slot;
-    default: return (size_t)(mix((uint64_t)d << 32 | (uint64_t)i) % (slot + 1));
+    case 0:
+      return 0;
+    case 1:
+      return 1;
+    case 2:
+      return slot;
+    default:
+      return (size_t)(mix((uint64_t)d << 32 | (uint64_t)i) % (slot + 1));
   }
 }
 
@@ -179,8 +183,12 @@ static void exchange(hring_conn_t *a, hring_conn_t *b, int nmsg, size_t slot, ui
     side_t *x = &s[rng & 1];
     switch ((rng >> 1) % 4) {
       case 0:
-      case 1: side_send(x); break;
-      case 2: side_recv(x); break;
+      case 1:
+        side_send(x);
+        break;
+      case 2:
+        side_recv(x);
+        break;
       default: {
         hring_result_t r = hring__conn_progress(x->c);
         HREQUIRE(r == HRING_SUCCESS, "progress: %s", hring_last_error());
@@ -386,8 +394,7 @@ HTEST(tcp_small_burst_then_close, 10) {
     HREQUIRE(len == (size_t)(i % 23), "message %d: length %zu", i, len);
     for (size_t j = 0; j < len; j++)
       HREQUIRE(((uint8_t *)buf)[j] == msg_byte(1, i, j), "message %d byte %zu", i, j);
-    HREQUIRE(hring__conn_progress(p.c[0]) == HRING_SUCCESS, "close reported before message %d",
-             i);
+    HREQUIRE(hring__conn_progress(p.c[0]) == HRING_SUCCESS, "close reported before message %d", i);
     hring__recv_release(p.c[0]);
   }
   HCHECK(until_error(p.c[0]) == HRING_ERR_REMOTE, "close not reported");
@@ -409,8 +416,8 @@ HTEST(tcp_conn_from_fd_config, 10) {
          "slot %zu x %d", c->slot_size, c->nslots);
   HCHECK(c->ops == &hring__tcp_ops && c->peer == 1 && c->comm == &p.t[0].comm, "fields");
   hring__tcp_conn_free(c);
-  hring_tcp_blob_t b = {.magic = HRING_TCP_BLOB_MAGIC, .version = HRING_TCP_VERSION,
-                        .slot_size = 8192};
+  hring_tcp_blob_t b = {
+      .magic = HRING_TCP_BLOB_MAGIC, .version = HRING_TCP_VERSION, .slot_size = 8192};
   memcpy(hring__comm_blob(&p.t[0].comm, 1, HRING_TRANSPORT_TCP), &b, sizeof(b));
   HREQUIRE(hring__tcp_conn_from_fd(&p.t[0].comm, 1, p.fd[1], &c) == HRING_SUCCESS, "%s",
            hring_last_error());
@@ -465,8 +472,7 @@ HTEST(tcp_setup_ranks, 30) {
   }
   for (int r = 0; r < N; r++) {
     int next = (r + 1) % N;
-    exchange(t[r].conns[next], t[next].conns[r], 40, t[r].conns[next]->slot_size,
-             (uint64_t)r + 10);
+    exchange(t[r].conns[next], t[next].conns[r], 40, t[r].conns[next]->slot_size, (uint64_t)r + 10);
   }
   for (int r = 0; r < N; r++) {
     HCHECK(hring__tcp_ops.after_barrier(&t[r].comm) == HRING_SUCCESS, "after_barrier");
@@ -478,11 +484,9 @@ HTEST(tcp_setup_ranks, 30) {
 
 static int connect_to(const tcomm_t *t, int rank) {
   hring_tcp_blob_t b;
-  memcpy(&b, hring__comm_blob((struct hring_comm *)&t->comm, rank, HRING_TRANSPORT_TCP),
-         sizeof(b));
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                          .sin_port = htons(b.port)};
+  memcpy(&b, hring__comm_blob((struct hring_comm *)&t->comm, rank, HRING_TRANSPORT_TCP), sizeof(b));
+  struct sockaddr_in a = {
+      .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons(b.port)};
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   HREQUIRE(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "connect: %s",
            strerror(errno));
@@ -500,12 +504,12 @@ HTEST(tcp_setup_rejects_strangers, 30) {
   tcomm_init(&imp, 0, 2, 5000);
   imp.comm.secret[0] ^= 1;
   struct hring_comm *c0 = &t0.comm, *c1 = &t1.comm;
-  HREQUIRE(hring__tcp_ops.local_init(c0, hring__comm_blob(c0, 0, HRING_TRANSPORT_TCP)) ==
-               HRING_SUCCESS,
-           "%s", hring_last_error());
-  HREQUIRE(hring__tcp_ops.local_init(c1, hring__comm_blob(c1, 1, HRING_TRANSPORT_TCP)) ==
-               HRING_SUCCESS,
-           "%s", hring_last_error());
+  HREQUIRE(
+      hring__tcp_ops.local_init(c0, hring__comm_blob(c0, 0, HRING_TRANSPORT_TCP)) == HRING_SUCCESS,
+      "%s", hring_last_error());
+  HREQUIRE(
+      hring__tcp_ops.local_init(c1, hring__comm_blob(c1, 1, HRING_TRANSPORT_TCP)) == HRING_SUCCESS,
+      "%s", hring_last_error());
   uint8_t imp_blob[HRING_TRANSPORT_BLOB];
   HREQUIRE(hring__tcp_ops.local_init(&imp.comm, imp_blob) == HRING_SUCCESS, "%s",
            hring_last_error());
@@ -521,8 +525,7 @@ HTEST(tcp_setup_rejects_strangers, 30) {
   int one = 1;
   hring_result_t r = hring__tcp_ops.connect(&imp.comm, &one, 1);
   HCHECK(r == HRING_ERR_REMOTE, "impostor connected: %d", r);
-  HCHECK(strstr(hring_last_error(), "refused our proof"), "impostor: \"%s\"",
-         hring_last_error());
+  HCHECK(strstr(hring_last_error(), "refused our proof"), "impostor: \"%s\"", hring_last_error());
   HCHECK(imp.conns[1] == NULL, "impostor got a connection");
   r = hring__tcp_ops.connect(c0, &one, 1);
   HCHECK(r == HRING_SUCCESS, "rank 0: %d %s", r, hring_last_error());
@@ -568,9 +571,8 @@ HTEST(tcp_setup_timeout, 10) {
   static tcomm_t t0;
   tcomm_init(&t0, 0, 2, 300);
   tcomm_init(&t1, 1, 2, 300);
-  HREQUIRE(hring__tcp_ops.local_init(&t1.comm, hring__comm_blob(&t1.comm, 1,
-                                                                HRING_TRANSPORT_TCP)) ==
-               HRING_SUCCESS,
+  HREQUIRE(hring__tcp_ops.local_init(
+               &t1.comm, hring__comm_blob(&t1.comm, 1, HRING_TRANSPORT_TCP)) == HRING_SUCCESS,
            "%s", hring_last_error());
   hring__tcp_ops.comm_close(&t1.comm);
   rank_arg_t a0 = {.t = &t0, .npeers = 1, .peers = {1}};
