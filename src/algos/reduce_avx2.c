@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "algos/reduce.h"
+#include "algos/reduce_entry.h"
 #include "algos/reduce_isa.h"
 
 #define TARGET __attribute__((target("avx2,f16c,fma")))
@@ -260,38 +261,7 @@ VINLINE __m256i u64_min(__m256i a, __m256i b, const struct vctx *c) {
     memcpy(d + i, br, len);                                                     \
     if (d2) memcpy(d2 + i, br, len);                                            \
   }                                                                             \
-  static TARGET void NAME(void *dst, void *dst2, const void *a, const void *b,  \
-                          size_t n, int div, int flags) {                       \
-    struct vctx c = {_mm256_set1_ps((float)div), _mm256_set1_pd((double)div)}; \
-    uint8_t *d = dst, *d2 = dst2;                                               \
-    const uint8_t *pa = a, *pb = b;                                             \
-    size_t len = n * (ESZ), i = 0, end;                                         \
-    int nt = 0;                                                                 \
-    if ((flags & HRING_REDUCE_NT) && len >= 256) {                              \
-      /* Stream only from a 32-byte boundary of dst, which must be a whole      \
-       * number of elements away. */                                            \
-      size_t head = (size_t)(-(uintptr_t)d & 31);                               \
-      if (head % (ESZ) == 0) {                                                  \
-        if (head) NAME##_part(d, d2, pa, pb, 0, head, &c);                      \
-        i = head;                                                               \
-        nt = 1;                                                                 \
-      }                                                                         \
-    }                                                                           \
-    end = i + ((len - i) & ~(size_t)31);                                        \
-    if (nt) {                                                                   \
-      if (d2)                                                                   \
-        NAME##_body(d, d2, pa, pb, i, end, &c, 1, 1);                           \
-      else                                                                      \
-        NAME##_body(d, d2, pa, pb, i, end, &c, 1, 0);                           \
-      _mm_sfence();                                                             \
-    } else {                                                                    \
-      if (d2)                                                                   \
-        NAME##_body(d, d2, pa, pb, i, end, &c, 0, 1);                           \
-      else                                                                      \
-        NAME##_body(d, d2, pa, pb, i, end, &c, 0, 0);                           \
-    }                                                                           \
-    if (end < len) NAME##_part(d, d2, pa, pb, end, len - end, &c);              \
-  }
+  HRING_REDUCE_ENTRY(NAME, ESZ, 32, ((struct vctx){_mm256_set1_ps((float)div), _mm256_set1_pd((double)div)}))
 
 #define FLOAT_KERNELS(P, ESZ)              \
   AVX2_KERNEL(k_##P##_sum, ESZ, P##_sum)   \

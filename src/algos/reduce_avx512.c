@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "algos/reduce.h"
+#include "algos/reduce_entry.h"
 #include "algos/reduce_isa.h"
 
 #define TARGET __attribute__((target("avx512f,avx512bw,avx2,f16c,fma")))
@@ -171,36 +172,7 @@ FLOAT_VOPS(avg)
     _mm512_mask_storeu_epi8((void *)(d + i), m, r);                             \
     if (d2) _mm512_mask_storeu_epi8((void *)(d2 + i), m, r);                    \
   }                                                                             \
-  static TARGET void NAME(void *dst, void *dst2, const void *a, const void *b,  \
-                          size_t n, int div, int flags) {                       \
-    struct vctx c = {_mm512_set1_ps((float)div), _mm512_set1_pd((double)div)}; \
-    uint8_t *d = dst, *d2 = dst2;                                               \
-    const uint8_t *pa = a, *pb = b;                                             \
-    size_t len = n * (ESZ), i = 0, end;                                         \
-    int nt = 0;                                                                 \
-    if ((flags & HRING_REDUCE_NT) && len >= 512) {                              \
-      size_t head = (size_t)(-(uintptr_t)d & 63);                               \
-      if (head % (ESZ) == 0) {                                                  \
-        if (head) NAME##_part(d, d2, pa, pb, 0, head, &c);                      \
-        i = head;                                                               \
-        nt = 1;                                                                 \
-      }                                                                         \
-    }                                                                           \
-    end = i + ((len - i) & ~(size_t)63);                                        \
-    if (nt) {                                                                   \
-      if (d2)                                                                   \
-        NAME##_body(d, d2, pa, pb, i, end, &c, 1, 1);                           \
-      else                                                                      \
-        NAME##_body(d, d2, pa, pb, i, end, &c, 1, 0);                           \
-      _mm_sfence();                                                             \
-    } else {                                                                    \
-      if (d2)                                                                   \
-        NAME##_body(d, d2, pa, pb, i, end, &c, 0, 1);                           \
-      else                                                                      \
-        NAME##_body(d, d2, pa, pb, i, end, &c, 0, 0);                           \
-    }                                                                           \
-    if (end < len) NAME##_part(d, d2, pa, pb, end, len - end, &c);              \
-  }
+  HRING_REDUCE_ENTRY(NAME, ESZ, 64, ((struct vctx){_mm512_set1_ps((float)div), _mm512_set1_pd((double)div)}))
 
 #define FLOAT_KERNELS(P, ESZ)                \
   AVX512_KERNEL(k_##P##_sum, ESZ, P##_sum)   \
