@@ -89,6 +89,7 @@ clean:
 
 .PHONY: all test bench clean
 .DELETE_ON_ERROR:
+.SECONDARY:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # Rewrites the README's table of variables from the config table.

@@ -55,11 +55,14 @@ static inline void hring__partition(size_t count, int n, int i, size_t *off, siz
 hring_result_t hring__allreduce_ring(struct hring_comm *comm, const hring_coll_args_t *a,
                                      size_t chunk_bytes);
 hring_result_t hring__allreduce_allpairs(struct hring_comm *comm, const hring_coll_args_t *a);
+hring_result_t hring__allreduce_exchange2(struct hring_comm *comm, const hring_coll_args_t *a,
+                                          size_t chunk_bytes);
 hring_result_t hring__allreduce_direct(struct hring_comm *comm, const hring_coll_args_t *a,
                                        size_t chunk_bytes);
 
 /* Algorithms by number (comm->algo_forced; HRING_ALGO names them). */
-enum { HRING_ALGO_AUTO = 0, HRING_ALGO_RING = 1, HRING_ALGO_ALLPAIRS = 2, HRING_ALGO_DIRECT = 3 };
+enum { HRING_ALGO_AUTO = 0, HRING_ALGO_RING = 1, HRING_ALGO_ALLPAIRS = 2, HRING_ALGO_DIRECT = 3,
+       HRING_ALGO_EXCHANGE = 4 };
 
 /* Reads the tuning variables into comm and caches the smallest slot; called
  * once the connections exist. */

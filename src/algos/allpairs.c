@@ -57,3 +57,57 @@ hring_result_t hring__allreduce_allpairs(struct hring_comm *comm, const hring_co
     if (p != r) HRING_CHECK(hring__recv_release(comm->conns[p]));
   return hring__engine_flush(&e);
 }
+
+/*
+ * Two ranks: each sends its whole vector (chunk by chunk) and both reduce
+ * the pair in rank order.  The same bytes as the ring, but no step waits
+ * for a reduction on the other side, so over tcp both directions stream
+ * from the first chunk (the ring sends half, then waits for the peer's
+ * half before it can send again).
+ */
+hring_result_t hring__allreduce_exchange2(struct hring_comm *comm, const hring_coll_args_t *a,
+                                          size_t chunk_bytes) {
+  const int r = comm->rank;
+  hring_conn_t *c = comm->conns[1 - r];
+  const char *in = a->sendbuf;
+  char *out = a->recvbuf;
+  const size_t es = a->esize;
+  size_t ce = chunk_bytes / es;
+  if (ce == 0) ce = 1;
+  const size_t nchunks = (a->count + ce - 1) / ce;
+  const int div = a->op == HRING_AVG ? 2 : 1;
+  hring_engine_t e;
+  hring__engine_init(&e, comm);
+  hring__engine_use(&e, c);
+  /* Keep up to the FIFO depth in flight before the first reduction. */
+  size_t sent = 0;
+  for (size_t k = 0; k < nchunks; k++) {
+    size_t lim = k + (size_t)c->nslots;
+    for (; sent < nchunks && sent < lim; sent++) {
+      size_t cnt = sent + 1 < nchunks ? ce : a->count - sent * ce;
+      void *sbuf;
+      hring_result_t res = hring__send_get(c, &sbuf);
+      if (res == HRING_IN_PROGRESS) break;
+      HRING_CHECK(res);
+      memcpy(sbuf, in + sent * ce * es, cnt * es);
+      HRING_CHECK(hring__send_post(c, cnt * es));
+    }
+    if (sent == k) { /* the FIFO was full: wait for room for chunk k */
+      size_t cnt = k + 1 < nchunks ? ce : a->count - k * ce;
+      void *sbuf;
+      HRING_CHECK(hring__engine_send_get(&e, c, &sbuf));
+      memcpy(sbuf, in + k * ce * es, cnt * es);
+      HRING_CHECK(hring__send_post(c, cnt * es));
+      sent++;
+    }
+    size_t cnt = k + 1 < nchunks ? ce : a->count - k * ce;
+    void *rbuf;
+    HRING_CHECK(hring__engine_recv_get(&e, c, &rbuf, cnt * es));
+    const void *v0 = r == 0 ? (const void *)(in + k * ce * es) : rbuf;
+    const void *v1 = r == 0 ? rbuf : (const void *)(in + k * ce * es);
+    hring__reduce(out + k * ce * es, NULL, v0, v1, cnt, a->type, a->op, div,
+                  a->nt ? HRING_REDUCE_NT : 0);
+    HRING_CHECK(hring__recv_release(c));
+  }
+  return hring__engine_flush(&e);
+}

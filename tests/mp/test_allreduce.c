@@ -198,3 +198,12 @@ HTEST(allreduce_forced_direct, 90) {
   setenv("HRING_TRANSPORTS", "tcp", 1);
   HREQUIRE(mp_run(3, matrix_body, &m) == 0, "forced direct over tcp failed");
 }
+
+HTEST(allreduce_forced_exchange_shm, 60) {
+  setenv("HRING_ALGO", "exchange", 1);
+  setenv("HRING_TRANSPORTS", "shm", 1);
+  setenv("HRING_SHM_SLOT_SIZE", "4K", 1); /* many chunks, a full FIFO */
+  size_t counts[] = {0, 1, 1001, 65536 + 7};
+  matrix_t m = {counts, 4, 1};
+  HREQUIRE(mp_run(2, matrix_body, &m) == 0, "forced exchange failed");
+}
