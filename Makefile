@@ -23,6 +23,17 @@ SHIM_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(SHIM_SRCS))
 TEST_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRCS))
 PERF_COMMON_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(PERF_COMMON))
 
+# Optional parts: detected here, reported by hring-info.  None is used by
+# this version yet (CUDA, verbs, PMIx and hwloc support come later); the
+# detection tells what a build on this machine could enable.
+CUDA_HOME ?= /usr/local/cuda
+have = $(if $(wildcard $(1)),1,0)
+FEATURES := -DHRING_FOUND_CUDA=$(call have,$(CUDA_HOME)/include/cuda_runtime.h) \
+            -DHRING_FOUND_VERBS=$(call have,/usr/include/infiniband/verbs.h) \
+            -DHRING_FOUND_PMIX=$(call have,/usr/include/pmix.h) \
+            -DHRING_FOUND_HWLOC=$(call have,/usr/include/hwloc.h)
+$(BUILD)/obj/src/tools/hring_info.o: CPPFLAGS_EXTRA = $(FEATURES)
+
 # The NCCL header the shim is checked against (tests/nccl/nccl_shim_test.c).
 NCCL_INC ?= $(firstword $(wildcard /usr/local/cuda/include /usr/local/include /usr/include))
 HAVE_NCCL_H := $(if $(wildcard $(NCCL_INC)/nccl.h),1,0)

@@ -14,6 +14,13 @@
 #include "core/wait.h"
 #include "hring.h"
 
+#ifndef HRING_FOUND_CUDA
+#define HRING_FOUND_CUDA 0
+#define HRING_FOUND_VERBS 0
+#define HRING_FOUND_PMIX 0
+#define HRING_FOUND_HWLOC 0
+#endif
+
 static void features(void) {
   int v = 0;
   hring_get_version(&v);
@@ -21,9 +28,18 @@ static void features(void) {
   printf("features:\n");
   printf("  host reduction kernels : %s\n", hring__reduce_isa());
   printf("  transports             : shm, tcp\n");
-  printf("  CUDA                   : not built in (host memory only)\n");
-  printf("  verbs (RDMA)           : not built in\n");
-  printf("  PMIx                   : not built in\n");
+  /* Found at build time means the headers were there; the support itself is
+   * not part of this version yet. */
+  static const struct {
+    const char *name;
+    int found;
+  } opt[] = {{"CUDA", HRING_FOUND_CUDA},
+             {"verbs (RDMA)", HRING_FOUND_VERBS},
+             {"PMIx", HRING_FOUND_PMIX},
+             {"hwloc", HRING_FOUND_HWLOC}};
+  for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++)
+    printf("  %-23s: not supported yet (headers %s at build time)\n", opt[i].name,
+           opt[i].found ? "found" : "not found");
   char host[256] = "";
   gethostname(host, sizeof host - 1);
   printf("topology:\n");
