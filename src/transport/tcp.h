@@ -39,9 +39,11 @@ typedef struct {
   uint16_t reserved;
 } hring_tcp_blob_t;
 
-/* Data frames: a header {uint32 payload length, uint32 tag} then the
- * payload; tag = HRING_TCP_FRAME_MAGIC ^ (uint32_t)frame sequence number
- * (counted from 0 in each direction of a connection). */
+/* Data frames: a header of HRING_TCP_FRAME_HDR bytes {uint32 payload
+ * length, uint32 tag, zero padding} then the payload; tag =
+ * HRING_TCP_FRAME_MAGIC ^ (uint32_t)frame sequence number (counted from 0
+ * in each direction of a connection). */
+#define HRING_TCP_FRAME_HDR 64
 #define HRING_TCP_FRAME_MAGIC 0x68527446u /* "hRtF" */
 #define HRING_TCP_BLOB_MAGIC 0x68527442u  /* "hRtB" */
 #define HRING_TCP_VERSION 1u

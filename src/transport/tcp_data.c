@@ -7,7 +7,7 @@
  * received message in place (recv_get/recv_release), so the only copies are
  * the kernel's, into and out of the socket.
  *
- * Wire format: every message is one frame, an 8-byte header followed by the
+ * Wire format: every message is one frame, a 64-byte header followed by the
  * payload.  The header holds the payload length and a tag, the frame magic
  * xor the frame's sequence number on this direction of the connection: a
  * stream that lost step (or a peer that is not hring) is caught at the first
@@ -61,9 +61,16 @@
 typedef struct {
   uint32_t len;
   uint32_t tag;
+  /* Padding to a cache line keeps every payload at the same alignment in
+   * the byte stream as in its slot: the kernel's copies into and out of the
+   * socket are much slower when source and destination are misaligned to
+   * each other (measured on 2 ranks over loopback: with 8-byte headers
+   * 1.1-1.3 GB/s busbw at 1-64 MiB, with 64-byte ones 2.3-3.5). */
+  uint8_t pad[56];
 } tcp_frame_hdr_t;
 
 #define TCP_HDR ((size_t)sizeof(tcp_frame_hdr_t))
+_Static_assert(sizeof(tcp_frame_hdr_t) == HRING_TCP_FRAME_HDR, "frame header size");
 
 typedef struct {
   hring_conn_t conn; /* first, so one allocation holds both */

@@ -274,7 +274,7 @@ static hring_result_t until_error(hring_conn_t *c) {
 HTEST(tcp_bad_frames, 30) {
   struct {
     const char *what, *msg;
-    uint32_t hdr[2];
+    uint32_t hdr[HRING_TCP_FRAME_HDR / 4];
   } cases[] = {
       {"oversize length", "exceeds the slot size", {4097, HRING_TCP_FRAME_MAGIC}},
       {"bad magic", "bad frame header", {16, 0xdeadbeef}},
@@ -310,7 +310,9 @@ HTEST(tcp_bad_frames, 30) {
   }
   HREQUIRE(r == HRING_SUCCESS && len == 5 && memcmp(buf, "hello", 5) == 0, "good frame: %d", r);
   hring__recv_release(p.c[0]);
-  raw_write(p.fd[1], "garbage!garbage!", 16);
+  char garbage[HRING_TCP_FRAME_HDR];
+  memset(garbage, 'g', sizeof garbage);
+  raw_write(p.fd[1], garbage, sizeof garbage);
   HCHECK(until_error(p.c[0]) == HRING_ERR_REMOTE, "garbage after a good frame accepted");
   pair_close(&p);
 }
@@ -336,7 +338,7 @@ HTEST(tcp_peer_close, 30) {
 
   /* A close in the middle of a frame fails progress itself. */
   pair_open(&p, 4096, 4, 0);
-  uint32_t hdr[2] = {100, HRING_TCP_FRAME_MAGIC};
+  uint32_t hdr[HRING_TCP_FRAME_HDR / 4] = {100, HRING_TCP_FRAME_MAGIC};
   raw_write(p.fd[1], hdr, sizeof(hdr));
   raw_write(p.fd[1], "0123456789", 10);
   hring__tcp_conn_free(p.c[1]);
