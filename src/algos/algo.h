@@ -40,6 +40,9 @@ void hring__engine_use(hring_engine_t *e, hring_conn_t *c);
 hring_result_t hring__engine_send_get(hring_engine_t *e, hring_conn_t *c, void **buf);
 hring_result_t hring__engine_recv_get(hring_engine_t *e, hring_conn_t *c, void **buf,
                                       size_t expect_len);
+/* Blocking send of a copy of bytes from src to c (a free slot, memcpy, post). */
+hring_result_t hring__engine_send_copy(hring_engine_t *e, hring_conn_t *c, const void *src,
+                                       size_t bytes);
 /* Waits until every posted message of the active connections has left this
  * rank (tcp: written to the socket), so the call can return. */
 hring_result_t hring__engine_flush(hring_engine_t *e);
@@ -50,6 +53,18 @@ static inline void hring__partition(size_t count, int n, int i, size_t *off, siz
   size_t base = count / (size_t)n, rem = count % (size_t)n, ui = (size_t)i;
   *off = ui * base + (ui < rem ? ui : rem);
   *cnt = base + (ui < rem ? 1 : 0);
+}
+
+/* Chunk k (of at most ce elements) of part s of the block partition:
+ * byte offset *off and element count *cnt (0 once the part is used up). */
+static inline void hring__chunk(size_t count, int n, int s, size_t k, size_t ce, size_t es,
+                                size_t *off, size_t *cnt) {
+  size_t so, sc;
+  hring__partition(count, n, s, &so, &sc);
+  size_t lo = k * ce < sc ? k * ce : sc;
+  size_t hi = lo + ce < sc ? lo + ce : sc;
+  *off = (so + lo) * es;
+  *cnt = hi - lo;
 }
 
 hring_result_t hring__allreduce_ring(struct hring_comm *comm, const hring_coll_args_t *a,

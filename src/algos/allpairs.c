@@ -22,11 +22,8 @@ hring_result_t hring__allreduce_allpairs(struct hring_comm *comm, const hring_co
   /* Send to r+1, r+2, ... so that the ranks do not all write to rank 0 first. */
   for (int i = 1; i < n; i++) {
     hring_conn_t *c = comm->conns[(r + i) % n];
-    void *sbuf;
     hring__engine_use(&e, c);
-    HRING_CHECK(hring__engine_send_get(&e, c, &sbuf));
-    memcpy(sbuf, a->sendbuf, bytes);
-    HRING_CHECK(hring__send_post(c, bytes));
+    HRING_CHECK(hring__engine_send_copy(&e, c, a->sendbuf, bytes));
   }
   /* Every peer's vector, held in its receive slot until the reduction is
    * done; the local one comes from the send buffer, or from a copy when the
@@ -92,15 +89,11 @@ hring_result_t hring__allreduce_exchange2(struct hring_comm *comm, const hring_c
       memcpy(sbuf, in + sent * ce * es, cnt * es);
       HRING_CHECK(hring__send_post(c, cnt * es));
     }
+    size_t cnt = k + 1 < nchunks ? ce : a->count - k * ce;
     if (sent == k) { /* the FIFO was full: wait for room for chunk k */
-      size_t cnt = k + 1 < nchunks ? ce : a->count - k * ce;
-      void *sbuf;
-      HRING_CHECK(hring__engine_send_get(&e, c, &sbuf));
-      memcpy(sbuf, in + k * ce * es, cnt * es);
-      HRING_CHECK(hring__send_post(c, cnt * es));
+      HRING_CHECK(hring__engine_send_copy(&e, c, in + k * ce * es, cnt * es));
       sent++;
     }
-    size_t cnt = k + 1 < nchunks ? ce : a->count - k * ce;
     void *rbuf;
     HRING_CHECK(hring__engine_recv_get(&e, c, &rbuf, cnt * es));
     const void *v0 = r == 0 ? (const void *)(in + k * ce * es) : rbuf;

@@ -37,20 +37,11 @@ hring_result_t hring__allreduce_direct(struct hring_comm *comm, const hring_coll
 
   for (size_t k = 0; k < nchunks; k++) {
     size_t off[HRING_ENGINE_MAX_ACTIVE + 1], cnt[HRING_ENGINE_MAX_ACTIVE + 1];
-    for (int s = 0; s < n; s++) {
-      size_t so, sc;
-      hring__partition(a->count, n, s, &so, &sc);
-      size_t lo = k * ce < sc ? k * ce : sc, hi = lo + ce < sc ? lo + ce : sc;
-      off[s] = (so + lo) * es;
-      cnt[s] = hi - lo;
-    }
+    for (int s = 0; s < n; s++) hring__chunk(a->count, n, s, k, ce, es, &off[s], &cnt[s]);
     /* 1. my input's piece of every peer's segment */
     for (int i = 1; i < n; i++) {
       int p = (r + i) % n;
-      void *sbuf;
-      HRING_CHECK(hring__engine_send_get(&e, comm->conns[p], &sbuf));
-      memcpy(sbuf, in + off[p], cnt[p] * es);
-      HRING_CHECK(hring__send_post(comm->conns[p], cnt[p] * es));
+      HRING_CHECK(hring__engine_send_copy(&e, comm->conns[p], in + off[p], cnt[p] * es));
     }
     /* 2. reduce my segment: own input, then peers in rank order */
     const void *acc = in + off[r];
@@ -65,13 +56,8 @@ hring_result_t hring__allreduce_direct(struct hring_comm *comm, const hring_coll
       HRING_CHECK(hring__recv_release(comm->conns[p]));
     }
     /* 3. my reduced segment to everyone */
-    for (int i = 1; i < n; i++) {
-      int p = (r + i) % n;
-      void *sbuf;
-      HRING_CHECK(hring__engine_send_get(&e, comm->conns[p], &sbuf));
-      memcpy(sbuf, out + off[r], cnt[r] * es);
-      HRING_CHECK(hring__send_post(comm->conns[p], cnt[r] * es));
-    }
+    for (int i = 1; i < n; i++)
+      HRING_CHECK(hring__engine_send_copy(&e, comm->conns[(r + i) % n], out + off[r], cnt[r] * es));
     /* 4. everyone's reduced segment into out */
     for (int p = 0; p < n; p++) {
       if (p == r) continue;

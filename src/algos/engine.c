@@ -1,6 +1,8 @@
 /* engine.c - bounded waits over the FIFO calls (see algo.h). */
 #include "algos/algo.h"
 
+#include <string.h>
+
 #include "core/error.h"
 #include "transport/transport.h"
 
@@ -32,6 +34,14 @@ hring_result_t hring__engine_send_get(hring_engine_t *e, hring_conn_t *c, void *
     HRING_CHECK(progress_all(e));
     HRING_CHECK(hring__waiter_pause(&e->waiter, "a free send slot", c->peer));
   }
+}
+
+hring_result_t hring__engine_send_copy(hring_engine_t *e, hring_conn_t *c, const void *src,
+                                       size_t bytes) {
+  void *buf;
+  HRING_CHECK(hring__engine_send_get(e, c, &buf));
+  memcpy(buf, src, bytes);
+  return hring__send_post(c, bytes);
 }
 
 hring_result_t hring__engine_recv_get(hring_engine_t *e, hring_conn_t *c, void **buf,

@@ -108,16 +108,9 @@ INT_MAXMIN(u64, uint64_t)
 
 /* ---- floating-point element operations --------------------------------- */
 
-static inline uint32_t f32_bits(float f) {
-  uint32_t u;
-  memcpy(&u, &f, sizeof u);
-  return u;
-}
-static inline float f32_from(uint32_t u) {
-  float f;
-  memcpy(&f, &u, sizeof f);
-  return f;
-}
+/* float <-> bits: half.h's casts */
+#define f32_bits hring__half_f32_bits
+#define f32_from hring__half_f32_from
 static inline uint64_t f64_bits(double f) {
   uint64_t u;
   memcpy(&u, &f, sizeof u);

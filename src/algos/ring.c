@@ -49,26 +49,14 @@ hring_result_t hring__allreduce_ring(struct hring_comm *comm, const hring_coll_a
   hring__engine_use(&e, prev);
 
   for (size_t k = 0; k < nchunks; k++) {
-    /* Where chunk k of segment s lies (count may be 0 for short segments). */
-#define CHUNK(s, off, cnt)                                          \
-  do {                                                              \
-    size_t so_, sc_;                                                \
-    hring__partition(a->count, n, (s), &so_, &sc_);                 \
-    size_t lo_ = k * ce < sc_ ? k * ce : sc_;                       \
-    size_t hi_ = lo_ + ce < sc_ ? lo_ + ce : sc_;                   \
-    (off) = (so_ + lo_) * es;                                       \
-    (cnt) = hi_ - lo_;                                              \
-  } while (0)
     size_t off, cnt;
     void *sbuf, *rbuf;
 
     /* reduce-scatter */
-    CHUNK(seg_of(r, n), off, cnt);
-    HRING_CHECK(hring__engine_send_get(&e, next, &sbuf));
-    memcpy(sbuf, in + off, cnt * es);
-    HRING_CHECK(hring__send_post(next, cnt * es));
+    hring__chunk(a->count, n, seg_of(r, n), k, ce, es, &off, &cnt);
+    HRING_CHECK(hring__engine_send_copy(&e, next, in + off, cnt * es));
     for (int j = 1; j < n; j++) {
-      CHUNK(seg_of(r - j, n), off, cnt);
+      hring__chunk(a->count, n, seg_of(r - j, n), k, ce, es, &off, &cnt);
       HRING_CHECK(hring__engine_recv_get(&e, prev, &rbuf, cnt * es));
       HRING_CHECK(hring__engine_send_get(&e, next, &sbuf));
       if (j < n - 1) {
@@ -81,7 +69,7 @@ hring_result_t hring__allreduce_ring(struct hring_comm *comm, const hring_coll_a
     }
     /* allgather */
     for (int i = 0; i < n - 1; i++) {
-      CHUNK(seg_of(r - i, n), off, cnt);
+      hring__chunk(a->count, n, seg_of(r - i, n), k, ce, es, &off, &cnt);
       HRING_CHECK(hring__engine_recv_get(&e, prev, &rbuf, cnt * es));
       if (i < n - 2) {
         HRING_CHECK(hring__engine_send_get(&e, next, &sbuf));
@@ -92,7 +80,6 @@ hring_result_t hring__allreduce_ring(struct hring_comm *comm, const hring_coll_a
       }
       HRING_CHECK(hring__recv_release(prev));
     }
-#undef CHUNK
   }
   return hring__engine_flush(&e);
 }
