@@ -23,13 +23,12 @@ SHIM_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(SHIM_SRCS))
 TEST_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRCS))
 PERF_COMMON_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(PERF_COMMON))
 
-# Optional parts: detected here, reported by hring-info.  None is used by
-# this version yet (CUDA, verbs, PMIx and hwloc support come later); the
-# detection tells what a build on this machine could enable.
+# Optional parts: detected here, reported by hring-info.  CUDA is used
+# through a plugin built when nvcc is found (below); verbs, PMIx and hwloc
+# support come later, and the detection tells what a build could enable.
 CUDA_HOME ?= /usr/local/cuda
 have = $(if $(wildcard $(1)),1,0)
-FEATURES := -DHRING_FOUND_CUDA=$(call have,$(CUDA_HOME)/include/cuda_runtime.h) \
-            -DHRING_FOUND_VERBS=$(call have,/usr/include/infiniband/verbs.h) \
+FEATURES := -DHRING_FOUND_VERBS=$(call have,/usr/include/infiniband/verbs.h) \
             -DHRING_FOUND_PMIX=$(call have,/usr/include/pmix.h) \
             -DHRING_FOUND_HWLOC=$(call have,/usr/include/hwloc.h)
 $(BUILD)/obj/src/tools/hring_info.o: CPPFLAGS_EXTRA = $(FEATURES)
@@ -38,8 +37,20 @@ $(BUILD)/obj/src/tools/hring_info.o: CPPFLAGS_EXTRA = $(FEATURES)
 NCCL_INC ?= $(firstword $(wildcard /usr/local/cuda/include /usr/local/include /usr/include))
 HAVE_NCCL_H := $(if $(wildcard $(NCCL_INC)/nccl.h),1,0)
 
+# The CUDA plugin (src/core/cuda.h says why it is one): built when nvcc is
+# found, for sm_80, sm_90 and PTX; `make NVCC=` builds without it.  The
+# runtime is linked statically, so the plugin needs only the driver.
+NVCC ?= $(firstword $(wildcard $(CUDA_HOME)/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
+CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_90,code=compute_90
+CUDA_SRCS := $(sort $(wildcard src/core/*.cu src/algos/*.cu))
+CUDA_PLUGIN := $(if $(NVCC),$(BUILD)/lib/libhring_cuda.so)
+GPU_BINS := $(if $(NVCC),$(BUILD)/bin/nccl_stream_test $(BUILD)/bin/copy_bw)
+
 all: $(BUILD)/lib/libhring.so $(BUILD)/lib/libhring.a $(BUILD)/lib/libnccl.so.2 \
+     $(CUDA_PLUGIN) $(GPU_BINS) $(BUILD)/lib/libhring_cudamock.so \
      $(BUILD)/bin/hring-run $(BUILD)/bin/hring-info $(PERF_BINS) $(BUILD)/bin/hring-tests \
+     $(BUILD)/bin/plugin_check \
      $(if $(filter 1,$(HAVE_NCCL_H)),$(BUILD)/bin/nccl_shim_test)
 
 $(BUILD)/obj/%.o: %.c
@@ -64,6 +75,32 @@ $(BUILD)/lib/libhring_nccl.so: $(SHIM_OBJS) $(LIB_OBJS)
 
 $(BUILD)/lib/libnccl.so.2: $(BUILD)/lib/libhring_nccl.so
 	cp -f $< $@
+
+$(BUILD)/lib/libhring_cuda.so: $(CUDA_SRCS) $(wildcard src/algos/reduce_cuda.h) src/core/cuda.h include/hring.h
+	@mkdir -p $(dir $@)
+	$(NVCC) -O2 -std=c++17 -Iinclude -Isrc -Xcompiler -fPIC,-fvisibility=hidden,-Wall $(CUDA_ARCH) \
+	  -shared -cudart static -o $@ $(CUDA_SRCS) -lrt -ldl -lpthread
+
+# GPU checks (tests/gpu/run.sh, GPU_BINS): an unchanged NCCL program linked to the
+# drop-in, and the device copy bandwidth the device results are set against.
+$(BUILD)/bin/nccl_stream_test: tests/gpu/nccl_stream_test.cu $(BUILD)/lib/libnccl.so.2
+	@mkdir -p $(dir $@)
+	$(NVCC) -O2 $(CUDA_ARCH) -I$(NCCL_INC) -o $@ $< -L$(BUILD)/lib -l:libnccl.so.2 \
+	  -Xlinker -rpath,'$$ORIGIN/../lib'
+
+$(BUILD)/bin/plugin_check: $(BUILD)/obj/tests/gpu/plugin_check.o $(BUILD)/lib/libhring.a
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/bin/copy_bw: tests/gpu/copy_bw.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) -O2 $(CUDA_ARCH) -o $@ $<
+
+# The mock plugin of the tests: "device memory" in shared host memory, so
+# the device path runs in CI without a GPU (tests/cudamock/).
+$(BUILD)/lib/libhring_cudamock.so: $(BUILD)/obj/tests/cudamock/cuda_mock.o $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(SAN) -o $@ $^ $(LDLIBS_ALL)
 
 # The launcher stands alone: it starts programs, it does not communicate.
 $(BUILD)/bin/hring-run: $(BUILD)/obj/src/tools/hring_run.o

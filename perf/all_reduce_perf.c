@@ -30,7 +30,7 @@ static int64_t all_reduce_check(const hring_perf_ctx_t *c, const void *recvbuf) 
 static hring_result_t all_reduce_run(const hring_perf_ctx_t *c, const void *sendbuf,
                                      void *recvbuf) {
   return hring_allreduce(sendbuf, recvbuf, c->n.paramcount, c->type, c->op, c->comm,
-                         NULL);
+                         c->stream);
 }
 
 static const hring_perf_coll_t all_reduce = {

@@ -9,6 +9,7 @@
  * aggregated over ranks (max by default), the minimum over -r repetitions.
  */
 #include "common.h"
+#include "device.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -274,6 +275,7 @@ typedef struct {
   int reps;
   int inplace;
   int root;
+  int host_mem;    /* --host: host buffers even where a GPU exists */
 } perf_opts_t;
 
 static void perf_usage(FILE *f, const char *prog) {
@@ -301,6 +303,8 @@ static void perf_usage(FILE *f, const char *prog) {
           "                           (default 3)\n"
           "  -I, --in_place 0|1       also measure in place (default 1)\n"
           "  -r, --root N             root rank of rooted collectives (default 0)\n"
+          "      --host               host buffers (default: device buffers when CUDA has\n"
+          "                           a device, each call on a stream, as nccl-tests)\n"
           "  -z, --blocking 0|1       accepted; calls are always blocking\n"
           "  -g, --ngpus 1            accepted with 1 only\n"
           "  -t, --nthreads 1         accepted with 1 only\n"
@@ -366,7 +370,7 @@ static int perf_env_rank_is_zero(void) {
   return !s || atoi(s) == 0;
 }
 
-enum { PERF_OPT_TARGET = 1000, PERF_OPT_REPS };
+enum { PERF_OPT_TARGET = 1000, PERF_OPT_REPS, PERF_OPT_HOST };
 
 /* Returns 0 to run, 1 after --help (exit 0), -1 on a bad command line. */
 static int perf_parse_args(int argc, char **argv, perf_opts_t *o, int loud,
@@ -390,6 +394,7 @@ static int perf_parse_args(int argc, char **argv, perf_opts_t *o, int loud,
       {"ngpus", required_argument, 0, 'g'},
       {"nthreads", required_argument, 0, 't'},
       {"root", required_argument, 0, 'r'},
+      {"host", no_argument, 0, PERF_OPT_HOST},
       {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   int factor_set = 0, step_set = 0, one;
@@ -449,6 +454,9 @@ static int perf_parse_args(int argc, char **argv, perf_opts_t *o, int loud,
         }
         break;
       }
+      case PERF_OPT_HOST:
+        o->host_mem = 1;
+        break;
       case PERF_OPT_TARGET: {
         char *end;
         errno = 0;
@@ -526,6 +534,8 @@ typedef struct {
   int rank, nranks;
   unsigned char *sendbuf, *recvbuf; /* maxbytes + guard each */
   size_t bufbytes;
+  perf_dev_t *dev;     /* device buffers mirroring sendbuf/recvbuf, or NULL */
+  char memdesc[300];
   double bw_sum;
   int bw_rows;
   int64_t wrong_total;
@@ -599,6 +609,10 @@ static perf_place_t perf_place(perf_run_t *R, const hring_perf_ctx_t *c, int inp
   return p;
 }
 
+static int perf_in_recv(const perf_run_t *R, const unsigned char *p) {
+  return p >= R->recvbuf && p < R->recvbuf + R->bufbytes;
+}
+
 /* Input in place; output and guard poisoned (0xff bytes: NaN in every
  * floating type, -1 or the maximum in the integer ones), so an output the
  * library never wrote cannot pass the check. */
@@ -606,6 +620,37 @@ static void perf_prepare(perf_run_t *R, const hring_perf_ctx_t *c,
                          const perf_place_t *p, int poison) {
   if (poison) memset(R->recvbuf, 0xff, p->extent + PERF_GUARD_BYTES);
   hring_perf_fill(c, p->send, c->n.sendcount, R->coll->input, R->rank, 0);
+  if (R->dev && (perf_dev_up(R->dev, 1, 0, R->recvbuf, p->extent + PERF_GUARD_BYTES) ||
+                 (!perf_in_recv(R, p->send) &&
+                  perf_dev_up(R->dev, 0, 0, R->sendbuf, c->n.sendcount * c->type_size))))
+    perf_check_rc(R, HRING_ERR_SYSTEM, "uploading the input");
+}
+
+/* The buffer a call gets: the host mirror itself, or its device twin. */
+static void *perf_buf(perf_run_t *R, unsigned char *host) {
+  if (!R->dev) return host;
+  if (perf_in_recv(R, host))
+    return perf_dev_ptr(R->dev, 1, (size_t)(host - R->recvbuf));
+  return perf_dev_ptr(R->dev, 0, (size_t)(host - R->sendbuf));
+}
+
+/* One call; with device buffers it is queued on the stream. */
+static void perf_run_once(perf_run_t *R, const hring_perf_ctx_t *c, const perf_place_t *p) {
+  perf_check_rc(R, R->coll->run(c, perf_buf(R, p->send), perf_buf(R, p->recv)), R->coll->call);
+}
+
+/* Device buffers: waits for the stream, then brings the output, the input
+ * (out of place: it must be unchanged) and the guard back to the mirrors. */
+static void perf_finish(perf_run_t *R, const hring_perf_ctx_t *c, const perf_place_t *p) {
+  if (!R->dev) return;
+  if (perf_dev_sync(R->dev) ||
+      perf_dev_down(R->dev, 1, 0, R->recvbuf, p->extent + PERF_GUARD_BYTES) ||
+      (!perf_in_recv(R, p->send) &&
+       perf_dev_down(R->dev, 0, 0, R->sendbuf, c->n.sendcount * c->type_size)))
+    perf_check_rc(R, HRING_ERR_SYSTEM, "reading the output back");
+  hring_result_t async = HRING_SUCCESS;
+  hring_comm_get_async_error(R->comm, &async);
+  perf_check_rc(R, async, "the device collective (asynchronous error)");
 }
 
 /* Runs `iters` ops back to back after a barrier; this rank's seconds per op. */
@@ -613,8 +658,8 @@ static double perf_timed_loop(perf_run_t *R, const hring_perf_ctx_t *c,
                               const perf_place_t *p, int iters) {
   perf_barrier(R);
   double t0 = perf_now();
-  for (int it = 0; it < iters; it++)
-    perf_check_rc(R, R->coll->run(c, p->send, p->recv), R->coll->call);
+  for (int it = 0; it < iters; it++) perf_run_once(R, c, p);
+  if (R->dev && perf_dev_sync(R->dev)) perf_check_rc(R, HRING_ERR_SYSTEM, "the stream");
   return (perf_now() - t0) / iters;
 }
 
@@ -679,8 +724,9 @@ static double perf_measure(perf_run_t *R, const hring_perf_ctx_t *c, int inplace
      * nccl-tests checks. */
     if (inplace || k > 0) {
       perf_prepare(R, c, &p, 1);
-      perf_check_rc(R, R->coll->run(c, p.send, p.recv), R->coll->call);
+      perf_run_once(R, c, &p);
     }
+    perf_finish(R, c, &p);
     wrong = perf_sum_i64(R, perf_local_wrong(R, c, &p, inplace));
     if (wrong) break;
   }
@@ -742,8 +788,11 @@ static void perf_print_header(perf_run_t *R) {
   host[sizeof host - 1] = '\0';
   perf_cpu_name(cpu, sizeof cpu);
   char line[512];
-  int len = snprintf(line, sizeof line, "#  Rank %2d Group %2d Pid %6d on %10s device %2d [cpu] %s",
-                     R->rank, 0, (int)getpid(), host, 0, cpu);
+  int len = R->dev ? snprintf(line, sizeof line, "#  Rank %2d Group %2d Pid %6d on %10s %s",
+                             R->rank, 0, (int)getpid(), host, R->memdesc)
+                   : snprintf(line, sizeof line,
+                              "#  Rank %2d Group %2d Pid %6d on %10s device %2d [cpu] %s",
+                              R->rank, 0, (int)getpid(), host, 0, cpu);
   /* Cut to the slot, keeping the newline and the terminating zero. */
   if (len < 0) len = 0;
   if (len > PERF_RANK_LINE - 2) len = PERF_RANK_LINE - 2;
@@ -764,8 +813,10 @@ static void perf_print_header(perf_run_t *R) {
            o->minbytes, o->maxbytes, o->stepfactor > 1 ? o->stepfactor : o->stepbytes,
            o->stepfactor > 1 ? "factor" : "bytes", o->warmup, iters, o->check);
     static const char *const agg[] = {"rank 0", "average", "min", "max"};
-    printf("# %s on hring %d.%d.%d: nranks %d, host memory, blocking calls\n",
-           R->coll->name, version / 10000, version / 100 % 100, version % 100, R->nranks);
+    printf("# %s on hring %d.%d.%d: nranks %d, %s\n", R->coll->name, version / 10000,
+           version / 100 % 100, version % 100, R->nranks,
+           R->dev ? "device buffers, calls queued on a stream (timed to its completion)"
+                  : "host memory, blocking calls");
     printf("# time per op: elapsed of the timed loop / iters, %s over ranks (-a %d), "
            "fastest of %d repetition(s) (--repetitions)\n",
            agg[o->average], o->average, o->reps);
@@ -802,6 +853,7 @@ static void perf_sweep(perf_run_t *R, hring_datatype_t type, hring_redop_t op) {
   c.type_size = perf_type_sizes[type];
   c.op = op;
   c.root = coll->uses_root ? o->root : 0;
+  c.stream = perf_dev_stream(R->dev);
 
   for (size_t size = o->minbytes; size <= o->maxbytes;) {
     coll->get_counts(size / c.type_size, R->nranks, &c.n);
@@ -879,6 +931,13 @@ int hring_perf_main(int argc, char **argv, const hring_perf_coll_t *coll) {
   R.recvbuf = r;
   memset(R.sendbuf, 0, R.bufbytes);
   memset(R.recvbuf, 0xff, R.bufbytes);
+  if (!o.host_mem) {
+    const char *lr = getenv("HRING_LOCAL_RANK");
+    if (!lr) lr = getenv("LOCAL_RANK");
+    if (!lr) lr = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    if (!lr) lr = getenv("SLURM_LOCALID");
+    R.dev = perf_dev_open(R.bufbytes, lr ? atoi(lr) : 0, R.memdesc, sizeof R.memdesc);
+  }
 
   perf_print_header(&R);
   int t0 = o.type < 0 ? 0 : o.type, t1 = o.type < 0 ? HRING_NUM_TYPES - 1 : o.type;
@@ -907,6 +966,7 @@ int hring_perf_main(int argc, char **argv, const hring_perf_coll_t *coll) {
     fflush(stdout);
   }
   hring_comm_destroy(R.comm);
+  perf_dev_close(R.dev);
   free(s);
   free(r);
   return status;

@@ -45,6 +45,7 @@ typedef struct {
   size_t type_size;
   hring_redop_t op; /* HRING_SUM for collectives that take no op */
   int root;         /* 0 for collectives that take no root */
+  void *stream;     /* cudaStream_t with device buffers, else NULL */
   hring_perf_counts_t n;
 } hring_perf_ctx_t;
 

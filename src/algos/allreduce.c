@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "algos/algo.h"
+#include "algos/device.h"
 #include "algos/reduce.h"
 #include "core/config.h"
 #include "core/error.h"
@@ -54,9 +55,7 @@ static hring_result_t check_args(const char *fn, const void *sendbuf, void *recv
   if (count > 0 && (!sendbuf || !recvbuf))
     return hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: NULL %s buffer with count %zu", fn,
                       sendbuf ? "receive" : "send", count);
-  if (stream)
-    return hring__err(HRING_ERR_UNSUPPORTED,
-                      "%s: CUDA streams are not supported in this build (pass NULL)", fn);
+  (void)stream;
   if (atomic_load(&comm->aborted))
     return hring__err(HRING_ERR_INVALID_USAGE, "%s: communicator was aborted", fn);
   if (comm->async_error != HRING_SUCCESS)
@@ -108,27 +107,55 @@ static size_t ring_chunk(struct hring_comm *comm, size_t bytes) {
   return chunk < slot ? chunk : slot;
 }
 
+hring_result_t hring__allreduce_run(struct hring_comm *comm, const hring_coll_args_t *a0) {
+  hring_coll_args_t a = *a0;
+  size_t bytes = a.count * a.esize;
+  a.nt = comm->nt_min > 0 && bytes >= (size_t)comm->nt_min;
+  comm->seq++;
+  switch (choose(comm, bytes)) {
+    case HRING_ALGO_ALLPAIRS: return hring__allreduce_allpairs(comm, &a);
+    case HRING_ALGO_DIRECT: return hring__allreduce_direct(comm, &a, ring_chunk(comm, bytes));
+    case HRING_ALGO_EXCHANGE: return hring__allreduce_exchange2(comm, &a, comm->min_slot);
+    default: return hring__allreduce_ring(comm, &a, ring_chunk(comm, bytes));
+  }
+}
+
+/* Device buffers: both on one device; enqueued on the stream (device.h). */
+static hring_result_t allreduce_device(const hring_coll_args_t *a, hring_comm_t comm,
+                                       void *stream, int ds, int dr) {
+  if (ds != dr)
+    return hring__err(HRING_ERR_INVALID_ARGUMENT,
+                      "hring_allreduce: send buffer on %s%d, receive buffer on %s%d (both must be "
+                      "on one device, or both in host memory)",
+                      ds < 0 ? "host " : "device ", ds, dr < 0 ? "host " : "device ", dr);
+  if (comm->nranks == 1) {
+    const hring_cuda_api_t *cu = hring__cuda();
+    if (a->sendbuf != a->recvbuf &&
+        cu->memcpy_async(a->recvbuf, a->sendbuf, a->count * a->esize, stream) != 0)
+      return hring__err(HRING_ERR_SYSTEM, "hring_allreduce: %s", cu->last_error());
+    return HRING_SUCCESS;
+  }
+  return hring__dev_allreduce(comm, a, stream, ds);
+}
+
 HRING_API hring_result_t hring_allreduce(const void *sendbuf, void *recvbuf, size_t count,
                                          hring_datatype_t type, hring_redop_t op,
                                          hring_comm_t comm, void *stream) {
   HRING_CHECK(check_args("hring_allreduce", sendbuf, recvbuf, count, type, op, comm, stream));
   if (count == 0) return HRING_SUCCESS;
   hring_coll_args_t a = {sendbuf, recvbuf, count, hring_type_size(type), type, op, 0};
-  size_t bytes = count * a.esize;
+  int ds = hring__cuda_ptr_device(sendbuf), dr = hring__cuda_ptr_device(recvbuf);
+  if (ds >= 0 || dr >= 0) return allreduce_device(&a, comm, stream, ds, dr);
+  /* Host buffers: run now, after the stream's earlier work and after the
+   * device collectives queued on this communicator. */
+  if (stream) HRING_CHECK(hring__dev_stream_sync(comm, stream));
+  HRING_CHECK(hring__dev_drain(comm));
   if (comm->nranks == 1) {
-    if (sendbuf != recvbuf) memmove(recvbuf, sendbuf, bytes);
+    if (sendbuf != recvbuf) memmove(recvbuf, sendbuf, count * a.esize);
     return HRING_SUCCESS; /* AVG over one rank divides by 1 */
   }
-  a.nt = comm->nt_min > 0 && bytes >= (size_t)comm->nt_min;
   atomic_store(&comm->in_call, 1);
-  comm->seq++;
-  hring_result_t r;
-  switch (choose(comm, bytes)) {
-    case HRING_ALGO_ALLPAIRS: r = hring__allreduce_allpairs(comm, &a); break;
-    case HRING_ALGO_DIRECT: r = hring__allreduce_direct(comm, &a, ring_chunk(comm, bytes)); break;
-    case HRING_ALGO_EXCHANGE: r = hring__allreduce_exchange2(comm, &a, comm->min_slot); break;
-    default: r = hring__allreduce_ring(comm, &a, ring_chunk(comm, bytes)); break;
-  }
+  hring_result_t r = hring__allreduce_run(comm, &a);
   if (r != HRING_SUCCESS) hring__comm_fail(comm, r);
   atomic_store(&comm->in_call, 0);
   return r;

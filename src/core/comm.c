@@ -20,6 +20,7 @@
 #include "core/visibility.h"
 #include "core/wait.h"
 #include "algos/algo.h"
+#include "algos/device.h"
 
 /* ---- registry of live communicators ---- */
 
@@ -75,9 +76,10 @@ hring_result_t hring__comm_check(struct hring_comm *comm, const char *what) {
 }
 
 void hring__comm_fail(struct hring_comm *comm, hring_result_t code) {
-  if (comm->async_error == HRING_SUCCESS) {
-    comm->async_error = code;
+  int expect = 0;
+  if (atomic_compare_exchange_strong(&comm->failing, &expect, 1)) {
     snprintf(comm->async_msg, sizeof comm->async_msg, "%s", hring_last_error());
+    atomic_store(&comm->async_error, code);
   }
 }
 
@@ -100,8 +102,9 @@ static void node_identity(char *out, size_t len) {
   snprintf(out, len, "%.60s:%.34s", host, boot);
 }
 
-static void comm_free(struct hring_comm *c) {
+static void comm_free(struct hring_comm *c, int drain) {
   if (!c) return;
+  hring__dev_close(c, drain);
   hring__transports_close(c);
   if (c->bs) hring__bootstrap_close(c->bs);
   free(c->conns);
@@ -189,7 +192,7 @@ static hring_result_t comm_create(struct hring_comm **out, int nranks, const hri
   *out = c;
   return HRING_SUCCESS;
 fail:
-  comm_free(c);
+  comm_free(c, 0);
   return r;
 }
 
@@ -320,7 +323,7 @@ HRING_API hring_result_t hring_comm_destroy(hring_comm_t comm) {
   HRING_CHECK(hring__comm_check(comm, "hring_comm_destroy"));
   if (!reg_remove(comm))
     return hring__err(HRING_ERR_INVALID_ARGUMENT, "hring_comm_destroy: already destroyed");
-  comm_free(comm);
+  comm_free(comm, 1);
   return HRING_SUCCESS;
 }
 
@@ -334,6 +337,6 @@ HRING_API hring_result_t hring_comm_abort(hring_comm_t comm) {
   if (atomic_load(&comm->in_call))
     return hring__err(HRING_ERR_INTERNAL, "hring_comm_abort: the blocked call did not leave");
   if (!reg_remove(comm)) return HRING_SUCCESS; /* another thread destroyed it meanwhile */
-  comm_free(comm);
+  comm_free(comm, 0);
   return HRING_SUCCESS;
 }

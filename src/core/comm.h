@@ -59,8 +59,13 @@ struct hring_comm {
   uint64_t seq;                /* collectives issued so far */
   atomic_int aborted;          /* set by hring_comm_abort from any thread */
   atomic_int in_call;          /* a collective is running */
-  hring_result_t async_error;  /* sticky failure */
+  /* Sticky failure: written once (the first failing thread wins `failing`,
+   * writes the message, then publishes the code), read by any thread. */
+  atomic_int failing;
+  _Atomic(hring_result_t) async_error;
   char async_msg[256];
+
+  struct hring_dev_state *dev; /* device collectives (algos/device.h), lazily */
 };
 
 #define HRING_COMM_MAGIC 0x68726e67636f6d6dULL /* "hrngcomm" */

@@ -29,11 +29,6 @@ static ncclResult_t allreduce_check(const void *sendbuff, void *recvbuff, size_t
   static const char call[] = "ncclAllReduce";
   ncclResult_t r = hring__nccl_comm_check(comm, call);
   if (r != ncclSuccess) return r;
-  if (stream != NULL)
-    return hring__nccl_err(ncclInvalidArgument,
-                           "%s: CUDA streams not supported in this build (stream must be NULL, "
-                           "buffers host memory)",
-                           call);
   /* The enum is read as an int: a caller may pass any value. */
   int type = (int)datatype;
   if (type == (int)ncclFloat8e4m3 || type == (int)ncclFloat8e5m2)
@@ -77,6 +72,7 @@ static ncclResult_t allreduce_check(const void *sendbuff, void *recvbuff, size_t
       .count = count,
       .type = (hring_datatype_t)type,
       .op = (hring_redop_t)redop_value,
+      .stream = (void *)stream,
   };
   return ncclSuccess;
 }

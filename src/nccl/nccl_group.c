@@ -60,7 +60,7 @@ ncclResult_t hring__nccl_op_run(const hring__nccl_op_t *op) {
                              (void *)comm,
                              state == HRING__NCCL_ABORTED ? "aborted" : "its init failed");
     hring_result_t r = hring_allreduce(op->sendbuf, op->recvbuf, op->count, op->type, op->op,
-                                       comm->hcomm, NULL);
+                                       comm->hcomm, op->stream);
     return r == HRING_SUCCESS ? ncclSuccess : hring__nccl_err_hring(r, "ncclAllReduce");
   }
   }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "nccl_shim.h"
+#include "core/cuda.h"
 
 /* ------------------------------------------------------------------------ */
 /* Results and the thread's last error                                       */
@@ -172,6 +173,9 @@ ncclResult_t hring__nccl_comm_init(struct ncclComm *comm, const ncclUniqueId *id
     return comm->init_error;
   }
   comm->hcomm = hcomm;
+  /* NCCL binds a communicator to the device current at init. */
+  const hring_cuda_api_t *cu = hring__cuda();
+  if (!cu || cu->get_device(&comm->cuda_dev) != 0) comm->cuda_dev = 0;
   int expected = HRING__NCCL_PENDING;
   if (!atomic_compare_exchange_strong(&comm->state, &expected, HRING__NCCL_READY)) {
     /* ncclCommAbort came first: the communicator it could not reach goes. */
@@ -367,15 +371,14 @@ HRING__NCCL_API ncclResult_t ncclCommUserRank(const ncclComm_t comm, int *rank) 
   return hr == HRING_SUCCESS ? ncclSuccess : hring__nccl_err_hring(hr, "ncclCommUserRank");
 }
 
-/* The shim moves host memory and touches no GPU.  It reports device 0 so that
- * a program which selects the communicator's device before allocating keeps
- * working; nothing is ever run on that device. */
+/* The device current when the communicator was created (0 without CUDA,
+ * so that a program which selects it before allocating keeps working). */
 HRING__NCCL_API ncclResult_t ncclCommCuDevice(const ncclComm_t comm, int *device) {
   ncclResult_t r = hring__nccl_comm_check(comm, "ncclCommCuDevice");
   if (r != ncclSuccess) return r;
   if (device == NULL)
     return hring__nccl_err(ncclInvalidArgument, "ncclCommCuDevice: device is NULL");
-  *device = 0;
+  *device = comm->cuda_dev;
   return ncclSuccess;
 }
 

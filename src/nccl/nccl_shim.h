@@ -47,6 +47,7 @@ struct ncclComm {
   int nranks, rank;      /* as given to init */
   hring_comm_t hcomm;    /* set once init succeeded */
   ncclResult_t init_error; /* why init failed (state FAILED) */
+  int cuda_dev;          /* the caller's current device at init (0 without CUDA) */
 };
 
 /* --- results and errors (nccl_shim.c) --- */
@@ -98,6 +99,7 @@ typedef struct {
   size_t count;
   hring_datatype_t type;
   hring_redop_t op;
+  void *stream;           /* cudaStream_t; device buffers are enqueued on it */
   /* HRING__NCCL_OP_INIT */
   ncclUniqueId id;
 } hring__nccl_op_t;

@@ -13,18 +13,8 @@
 static ncclResult_t unsupported(const char *call) {
   return hring__nccl_err(ncclInvalidUsage,
                          "%s is not supported by hring's NCCL shim (implemented: communicator "
-                         "calls, ncclAllReduce, groups)",
+                         "calls, ncclAllReduce, groups, memory and registration)",
                          call);
-}
-
-HRING__NCCL_API ncclResult_t ncclMemAlloc(void **ptr, size_t size) {
-  (void)ptr, (void)size;
-  return unsupported("ncclMemAlloc");
-}
-
-HRING__NCCL_API ncclResult_t ncclMemFree(void *ptr) {
-  (void)ptr;
-  return unsupported("ncclMemFree");
 }
 
 HRING__NCCL_API ncclResult_t ncclCommRevoke(ncclComm_t comm, int revokeFlags) {
@@ -57,17 +47,6 @@ HRING__NCCL_API ncclResult_t ncclCommInitRankScalable(ncclComm_t *newcomm, int n
 /* Logging is configured by HRING_DEBUG and read once; there is nothing to
  * reload, and the call cannot report an error. */
 HRING__NCCL_API void ncclResetDebugInit(void) {}
-
-HRING__NCCL_API ncclResult_t ncclCommRegister(const ncclComm_t comm, void *buff, size_t size,
-                                              void **handle) {
-  (void)comm, (void)buff, (void)size, (void)handle;
-  return unsupported("ncclCommRegister");
-}
-
-HRING__NCCL_API ncclResult_t ncclCommDeregister(const ncclComm_t comm, void *handle) {
-  (void)comm, (void)handle;
-  return unsupported("ncclCommDeregister");
-}
 
 HRING__NCCL_API ncclResult_t ncclCommWindowRegister(ncclComm_t comm, void *buff, size_t size,
                                                     ncclWindow_t *win, int winFlags) {
@@ -172,8 +151,6 @@ HRING__NCCL_API ncclResult_t ncclGroupSimulateEnd(ncclSimInfo_t *simInfo) {
   return unsupported("ncclGroupSimulateEnd");
 }
 
-HRING__NCCL_ALIAS(ncclResult_t, ncclMemAlloc, (void **ptr, size_t size));
-HRING__NCCL_ALIAS(ncclResult_t, ncclMemFree, (void *ptr));
 HRING__NCCL_ALIAS(ncclResult_t, ncclCommRevoke, (ncclComm_t comm, int revokeFlags));
 HRING__NCCL_ALIAS(ncclResult_t, ncclCommSplit,
                   (ncclComm_t comm, int color, int key, ncclComm_t *newcomm,
@@ -185,9 +162,6 @@ HRING__NCCL_ALIAS(ncclResult_t, ncclCommInitRankScalable,
                   (ncclComm_t * newcomm, int nranks, int myrank, int nId,
                    ncclUniqueId *commIds, ncclConfig_t *config));
 HRING__NCCL_ALIAS(void, ncclResetDebugInit, (void));
-HRING__NCCL_ALIAS(ncclResult_t, ncclCommRegister,
-                  (const ncclComm_t comm, void *buff, size_t size, void **handle));
-HRING__NCCL_ALIAS(ncclResult_t, ncclCommDeregister, (const ncclComm_t comm, void *handle));
 HRING__NCCL_ALIAS(ncclResult_t, ncclCommWindowRegister,
                   (ncclComm_t comm, void *buff, size_t size, ncclWindow_t *win, int winFlags));
 HRING__NCCL_ALIAS(ncclResult_t, ncclCommWindowDeregister, (ncclComm_t comm, ncclWindow_t win));

@@ -11,11 +11,11 @@
 
 #include "algos/reduce.h"
 #include "core/config.h"
+#include "core/cuda.h"
 #include "core/wait.h"
 #include "hring.h"
 
-#ifndef HRING_FOUND_CUDA
-#define HRING_FOUND_CUDA 0
+#ifndef HRING_FOUND_VERBS
 #define HRING_FOUND_VERBS 0
 #define HRING_FOUND_PMIX 0
 #define HRING_FOUND_HWLOC 0
@@ -28,13 +28,18 @@ static void features(void) {
   printf("features:\n");
   printf("  host reduction kernels : %s\n", hring__reduce_isa());
   printf("  transports             : shm, tcp\n");
+  /* CUDA is found at run time (the plugin, then a device). */
+  printf("  CUDA                   : %s\n", hring__cuda_status());
+  const hring_cuda_api_t *cu = hring__cuda();
+  char name[256];
+  for (int d = 0; cu && cu->device_name(d, name, sizeof name) == 0; d++)
+    printf("    device %d             : %s\n", d, name);
   /* Found at build time means the headers were there; the support itself is
    * not part of this version yet. */
   static const struct {
     const char *name;
     int found;
-  } opt[] = {{"CUDA", HRING_FOUND_CUDA},
-             {"verbs (RDMA)", HRING_FOUND_VERBS},
+  } opt[] = {{"verbs (RDMA)", HRING_FOUND_VERBS},
              {"PMIx", HRING_FOUND_PMIX},
              {"hwloc", HRING_FOUND_HWLOC}};
   for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++)

@@ -58,6 +58,13 @@ int mp_run(int nranks, mp_body_fn body, void *arg) {
     }
     if (pids[rank] == 0) {
       hring_comm_t comm;
+      /* MP_NODES=k splits the ranks into k emulated nodes (rank % k). */
+      const char *nodes = getenv("MP_NODES");
+      if (nodes && atoi(nodes) > 0) {
+        char node[32];
+        snprintf(node, sizeof node, "mpnode%d", rank % atoi(nodes));
+        setenv("HRING_NODE_ID", node, 1);
+      }
       r = hring_comm_init_rank(&comm, nranks, id, rank);
       if (r != HRING_SUCCESS) {
         fprintf(stderr, "  rank %d: init: %s: %s\n", rank, hring_strerror(r), hring_last_error());

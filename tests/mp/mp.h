@@ -4,7 +4,9 @@
  * mp_run forks n ranks; the test process serves the bootstrap root (it calls
  * hring_get_unique_id) and every rank creates its communicator with
  * hring_comm_init_rank, runs body, and exits 0 when the body recorded no
- * failure.  Ranks that hang are killed by the harness's per-test timeout.
+ * failure.  With MP_NODES=k in the environment rank r runs as if on node
+ * r % k (HRING_NODE_ID), so that ranks of one machine talk over tcp.
+ * Ranks that hang are killed by the harness's per-test timeout.
  */
 #ifndef HRING_TEST_MP_H
 #define HRING_TEST_MP_H
