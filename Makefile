@@ -45,7 +45,7 @@ CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=s
              -gencode arch=compute_90,code=compute_90
 CUDA_SRCS := $(sort $(wildcard src/core/*.cu src/algos/*.cu))
 CUDA_PLUGIN := $(if $(NVCC),$(BUILD)/lib/libhring_cuda.so)
-GPU_BINS := $(if $(NVCC),$(BUILD)/bin/nccl_stream_test $(BUILD)/bin/copy_bw)
+GPU_BINS := $(if $(NVCC),$(BUILD)/bin/nccl_stream_test $(BUILD)/bin/ctx_bench $(BUILD)/bin/copy_bw)
 
 all: $(BUILD)/lib/libhring.so $(BUILD)/lib/libhring.a $(BUILD)/lib/libnccl.so.2 \
      $(CUDA_PLUGIN) $(GPU_BINS) $(BUILD)/lib/libhring_cudamock.so \
@@ -83,7 +83,7 @@ $(BUILD)/lib/libhring_cuda.so: $(CUDA_SRCS) $(wildcard src/algos/reduce_cuda.h) 
 
 # GPU checks (tests/gpu/run.sh, GPU_BINS): an unchanged NCCL program linked to the
 # drop-in, and the device copy bandwidth the device results are set against.
-$(BUILD)/bin/nccl_stream_test: tests/gpu/nccl_stream_test.cu $(BUILD)/lib/libnccl.so.2
+$(BUILD)/bin/nccl_stream_test $(BUILD)/bin/ctx_bench: $(BUILD)/bin/%: tests/gpu/%.cu $(BUILD)/lib/libnccl.so.2
 	@mkdir -p $(dir $@)
 	$(NVCC) -O2 $(CUDA_ARCH) -I$(NCCL_INC) -o $@ $< -L$(BUILD)/lib -l:libnccl.so.2 \
 	  -Xlinker -rpath,'$$ORIGIN/../lib'

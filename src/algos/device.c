@@ -1,6 +1,7 @@
 /*
- * device.c - the device queue: enqueue on the caller's thread, the proxy
- * thread that runs the queue in order, drain and close (device.h).
+ * device.c - device collectives: the state, the caller's side (queue the
+ * op and its stream work), the proxy thread (run ops in order on the
+ * host), drain and close.  device_impl.h gives the design.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -19,68 +20,50 @@ hring_result_t hring__dev_fail(struct hring_dev_state *st, const char *what) {
                     st->cu->last_error());
 }
 
-static hring_result_t poll_until(struct hring_dev_state *st, int (*query)(void *), void *obj,
-                                 const char *what) {
+hring_result_t hring__dev_wait(struct hring_dev_state *st, int f, uint32_t v, const char *what,
+                               uint64_t *acc) {
+  const uint32_t *flag = hring__dev_flag(st, f);
+  if ((int32_t)(__atomic_load_n(flag, __ATOMIC_ACQUIRE) - v) >= 0) return HRING_SUCCESS;
+  struct hring_comm *comm = st->comm;
   hring_waiter_t w;
-  hring__waiter_init(&w, st->comm);
-  for (;;) {
-    int q = query(obj);
-    if (q == 0) return HRING_SUCCESS;
-    if (q < 0) return hring__dev_fail(st, what);
-    HRING_CHECK(hring__waiter_pause(&w, what, st->comm->rank));
+  hring__waiter_init(&w, comm);
+  uint64_t t0 = hring__now_ns();
+  while ((int32_t)(__atomic_load_n(flag, __ATOMIC_ACQUIRE) - v) < 0) {
+    if (atomic_load(&comm->async_error) != HRING_SUCCESS)
+      return hring__err(HRING_ERR_INVALID_USAGE, "rank %d: the communicator failed", comm->rank);
+    HRING_CHECK(hring__waiter_pause(&w, what, comm->rank));
   }
-}
-
-hring_result_t hring__dev_sync(struct hring_dev_state *st) {
-  return poll_until(st, st->cu->stream_query, st->stream, "device copies and kernels");
-}
-
-hring_result_t hring__dev_event_wait(struct hring_dev_state *st, void *ev, const char *what) {
-  return poll_until(st, st->cu->event_query, ev, what);
-}
-
-hring_result_t hring__dev_reduce(struct hring_dev_state *st, void *dst, const void **srcs, int n,
-                                 size_t count, hring_datatype_t type, hring_redop_t op, int div) {
-  const void *in[HRING_CUDA_MAX_SRCS];
-  int done = 0;
-  while (done < n) {
-    int k = 0;
-    if (done > 0) in[k++] = dst; /* continue from the partial result */
-    while (k < HRING_CUDA_MAX_SRCS && done < n) in[k++] = srcs[done++];
-    if (st->cu->reduce_async(dst, in, k, count, type, op, done == n ? div : 1, st->stream) != 0)
-      return hring__dev_fail(st, "reduction kernel");
-  }
+  if (acc) *acc += hring__now_ns() - t0;
   return HRING_SUCCESS;
+}
+
+int hring__dev_stream_write(struct hring_dev_state *st, void *s, int f, uint32_t v) {
+  return st->cu->stream_write_flag(s, hring__dev_flag(st, f), v, st->hostfn);
+}
+
+int hring__dev_stream_wait(struct hring_dev_state *st, void *s, int f, uint32_t v) {
+  return st->cu->stream_wait_flag(s, hring__dev_flag(st, f), v, st->hostfn);
 }
 
 /* ---- the proxy ---- */
 
-static hring_result_t run_op(struct hring_dev_state *st, const hring_coll_args_t *a, void *ev) {
-  struct hring_comm *comm = st->comm;
-  HRING_CHECK(hring__dev_event_wait(st, ev, "the caller's stream to reach the collective"));
-  if (st->ipc == 0) HRING_CHECK(hring__dev_ipc_probe(st));
-  size_t bytes = a->count * a->esize;
-  st->ncalls++;
-  if (st->ipc > 0 && bytes <= st->oneshot_max) {
-    HRING_TRACE(HRING_SUB_COLL, "device allreduce %zu B: one-shot over IPC", bytes);
-    return hring__dev_oneshot(st, a);
-  }
-  if (st->ipc > 0) {
-    HRING_TRACE(HRING_SUB_COLL, "device allreduce %zu B: reduce-scatter + gather over IPC", bytes);
-    hring_result_t r = hring__dev_twoshot(st, a);
-    if (r != HRING_IN_PROGRESS) return r;
-  }
-  HRING_TRACE(HRING_SUB_COLL, "device allreduce %zu B: staged through host (%d nodes)", bytes,
-              comm->nnodes);
-  return hring__dev_staged(st, a);
+/* After a failure, or for an op skipped on a failed communicator: every
+ * flag the op's stream work waits on is raised, so no stream waits
+ * forever; the kernel finds nothing to do.  The error is the
+ * communicator's (hring_comm_get_async_error). */
+static void release(struct hring_dev_state *st, const hring_dev_op_t *op) {
+  if (!op->staged) __atomic_store_n(&st->args[op->seq % HRING_DEV_QUEUE].count, 0, __ATOMIC_RELEASE);
+  else hring__dev_set(st, F_SDONE, op->chunk_base + op->nchunks);
+  hring__dev_set(st, F_GO, op->seq);
+  hring__dev_set(st, F_DONE, op->seq);
 }
 
 static void *proxy_main(void *arg) {
   struct hring_dev_state *st = arg;
   struct hring_comm *comm = st->comm;
   hring__log_set_rank(comm->rank);
-  int ready = st->cu->set_device(st->dev) == 0 && st->cu->stream_create(&st->stream) == 0;
-  if (!ready) hring__comm_fail(comm, hring__dev_fail(st, "proxy stream"));
+  /* For IPC mappings only: the proxy queues no device work. */
+  if (st->cu->set_device(st->dev) != 0) hring__comm_fail(comm, hring__dev_fail(st, "proxy device"));
   pthread_mutex_lock(&st->lock);
   for (;;) {
     while (st->head == st->tail && !st->stop) pthread_cond_wait(&st->cond, &st->lock);
@@ -89,12 +72,13 @@ static void *proxy_main(void *arg) {
     pthread_mutex_unlock(&st->lock);
     hring_result_t r = HRING_ERR_INVALID_USAGE;
     if (atomic_load(&comm->async_error) == HRING_SUCCESS && !atomic_load(&comm->aborted)) {
-      r = run_op(st, &op.a, op.event);
+      uint64_t t0 = hring__now_ns();
+      r = op.staged ? hring__dev_stage_run(st, &op) : hring__dev_ipc_run(st, &op);
+      st->ns_total += hring__now_ns() - t0;
+      st->n_ops++;
       if (r != HRING_SUCCESS) hring__comm_fail(comm, r);
     }
-    /* Raised even after a failure: a stream must never wait forever; the
-     * error is the communicator's (hring_comm_get_async_error). */
-    __atomic_store_n(st->done, op.seq, __ATOMIC_RELEASE);
+    if (r != HRING_SUCCESS) release(st, &op);
     pthread_mutex_lock(&st->lock);
     st->head++;
     pthread_cond_broadcast(&st->cond);
@@ -103,57 +87,60 @@ static void *proxy_main(void *arg) {
   return NULL;
 }
 
-/* ---- the caller's side ---- */
+/* ---- creation and the caller's side ---- */
 
 static void state_free(struct hring_dev_state *st) {
   const hring_cuda_api_t *cu = st->cu;
-  for (int i = 0; i < HRING_DEV_QUEUE; i++)
-    if (st->events[i]) cu->event_destroy(st->events[i]);
   hring__dev_ipc_close(st);
   hring__dev_stage_close(st);
-  if (st->stream) cu->stream_destroy(st->stream);
-  if (st->done) cu->host_free(st->done);
+  if (st->args) cu->host_free(st->args);
+  if (st->flags) cu->host_free(st->flags);
   pthread_cond_destroy(&st->cond);
   pthread_mutex_destroy(&st->lock);
   free(st);
 }
 
+static hring_result_t state_init(struct hring_dev_state *st) {
+  const hring_cuda_api_t *cu = st->cu;
+  size_t fbytes = (size_t)F_COUNT * HRING_DEV_FLAG_STRIDE * sizeof(uint32_t);
+  if (cu->set_device(st->dev) != 0 || cu->host_alloc((void **)&st->flags, fbytes) != 0 ||
+      cu->host_alloc((void **)&st->args, sizeof(hring_cuda_push_t) * HRING_DEV_QUEUE) != 0)
+    return hring__dev_fail(st, "device state");
+  memset(st->flags, 0, fbytes);
+  memset(st->args, 0, sizeof(hring_cuda_push_t) * HRING_DEV_QUEUE);
+  /* Collective: every rank makes its first device call at the same point. */
+  HRING_CHECK(hring__dev_ipc_probe(st));
+  if (st->ipc < 0) HRING_CHECK(hring__dev_stage_alloc(st));
+  if (pthread_create(&st->thread, NULL, proxy_main, st) != 0)
+    return hring__err(HRING_ERR_SYSTEM, "device proxy thread: %s", strerror(errno));
+  st->thread_started = 1;
+  return HRING_SUCCESS;
+}
+
 static hring_result_t state_create(struct hring_comm *comm, int dev) {
-  const hring_cuda_api_t *cu = hring__cuda();
   struct hring_dev_state *st = calloc(1, sizeof *st);
   if (!st) return hring__err(HRING_ERR_NO_MEMORY, "device state");
-  st->cu = cu;
+  st->cu = hring__cuda();
   st->comm = comm;
   st->dev = dev;
   const char *wait = hring__cfg_str(HRING_CFG_CUDA_WAIT);
-  st->hostfn_wait = wait && strcasecmp(wait, "hostfn") == 0;
-  int64_t os = hring__cfg_int(HRING_CFG_CUDA_ONESHOT_MAX), sc = hring__cfg_int(HRING_CFG_CUDA_STAGE_CHUNK);
-  st->oneshot_max = os > 0 ? (size_t)os : 0;
+  st->hostfn = wait && strcasecmp(wait, "hostfn") == 0;
+  int64_t sc = hring__cfg_int(HRING_CFG_CUDA_STAGE_CHUNK);
   st->stage_chunk = sc >= 4096 ? (size_t)sc : 4096;
   pthread_mutex_init(&st->lock, NULL);
   pthread_cond_init(&st->cond, NULL);
-  hring_result_t r = HRING_SUCCESS;
   int old = -1;
-  cu->get_device(&old);
-  if (cu->set_device(dev) != 0 || cu->host_alloc((void **)&st->done, 64) != 0) {
-    r = hring__dev_fail(st, "device state");
-    goto out;
-  }
-  __atomic_store_n(st->done, 0, __ATOMIC_RELEASE);
-  for (int i = 0; i < HRING_DEV_QUEUE && r == HRING_SUCCESS; i++)
-    if (cu->event_create(&st->events[i]) != 0) r = hring__dev_fail(st, "events");
-  if (r == HRING_SUCCESS && pthread_create(&st->thread, NULL, proxy_main, st) != 0)
-    r = hring__err(HRING_ERR_SYSTEM, "device proxy thread: %s", strerror(errno));
-out:
-  if (old >= 0) cu->set_device(old);
+  st->cu->get_device(&old);
+  hring_result_t r = state_init(st);
+  if (old >= 0) st->cu->set_device(old);
   if (r != HRING_SUCCESS) {
     state_free(st);
     return r;
   }
-  st->thread_started = 1;
   comm->dev = st;
-  HRING_INFO(HRING_SUB_INIT, "rank %d: device collectives on device %d (stream wait: %s)",
-             comm->rank, dev, st->hostfn_wait ? "host function" : "stream memory op");
+  HRING_INFO(HRING_SUB_INIT, "rank %d: device collectives on device %d, %s, streams wait with %s",
+             comm->rank, dev, st->ipc > 0 ? "CUDA IPC among the node's ranks" : "staged through host memory",
+             st->hostfn ? "host functions" : "stream memory operations");
   return HRING_SUCCESS;
 }
 
@@ -190,30 +177,39 @@ hring_result_t hring__dev_allreduce(struct hring_comm *comm, const hring_coll_ar
     return hring__err(HRING_ERR_INVALID_ARGUMENT,
                       "hring_allreduce: buffers on device %d, but rank %d's communicator works on "
                       "device %d (its first device collective chose it)", dev, comm->rank, st->dev);
+  hring_dev_op_t op;
+  memset(&op, 0, sizeof op);
+  op.a = *a;
+  op.seq = st->issued + 1;
+  op.staged = st->ipc < 0;
+  if (op.staged) {
+    size_t ce = st->stage_chunk / a->esize;
+    op.chunk_base = st->chunks;
+    op.nchunks = (uint32_t)((a->count + ce - 1) / ce);
+  } else {
+    hring__dev_ipc_prepare(st, &op);
+  }
   pthread_mutex_lock(&st->lock);
   hring_result_t r = wait_queue(st, has_room, "room in the device queue");
-  if (r != HRING_SUCCESS) {
-    pthread_mutex_unlock(&st->lock);
-    return r;
+  if (r == HRING_SUCCESS) {
+    st->q[st->tail++ % HRING_DEV_QUEUE] = op;
+    st->issued = op.seq;
+    st->chunks += op.nchunks;
+    pthread_cond_broadcast(&st->cond);
   }
-  uint64_t slot = st->tail % HRING_DEV_QUEUE;
-  if (st->cu->event_record(st->events[slot], stream) != 0) {
-    pthread_mutex_unlock(&st->lock);
-    return hring__dev_fail(st, "hring_allreduce: recording an event on the stream");
-  }
-  uint32_t seq = ++st->issued;
-  st->q[slot] = (hring_dev_op_t){*a, st->events[slot], seq};
-  st->tail++;
-  pthread_cond_broadcast(&st->cond);
   pthread_mutex_unlock(&st->lock);
-  if (st->cu->stream_wait_flag(stream, st->done, seq, st->hostfn_wait) != 0) {
-    /* The collective runs, but the stream would not wait for it: fail the
-     * communicator rather than let later work read a partial result. */
-    r = hring__dev_fail(st, "hring_allreduce: making the stream wait");
-    hring__comm_fail(comm, r);
-    return r;
-  }
-  return HRING_SUCCESS;
+  HRING_CHECK(r);
+  /* Ops of one communicator run one after the other on the device too:
+   * a stream other than the last one first waits for the op before. */
+  if (st->last_stream != stream && op.seq > 1 && hring__dev_stream_wait(st, stream, F_DONE, op.seq - 1))
+    r = hring__dev_fail(st, "hring_allreduce: ordering after the previous collective");
+  st->last_stream = stream;
+  if (r == HRING_SUCCESS)
+    r = op.staged ? hring__dev_stage_enqueue(st, &op, stream) : hring__dev_ipc_enqueue(st, &op, stream);
+  /* The op is queued: a failure here must fail the communicator, which
+   * makes the proxy release the flags instead of waiting for the stream. */
+  if (r != HRING_SUCCESS) hring__comm_fail(comm, r);
+  return r;
 }
 
 hring_result_t hring__dev_drain(struct hring_comm *comm) {
@@ -234,20 +230,35 @@ void hring__dev_close(struct hring_comm *comm, int drain) {
   pthread_cond_broadcast(&st->cond);
   pthread_mutex_unlock(&st->lock);
   if (st->thread_started) pthread_join(st->thread, NULL);
+  if (st->n_ops)
+    HRING_INFO(HRING_SUB_COLL,
+               "rank %d: %llu device collectives, per op %.1f us in the proxy: %.1f waiting for "
+               "the caller's stream to reach it, %.1f for the device work, %.1f in the rest (host "
+               "exchanges and reductions)", comm->rank, (unsigned long long)st->n_ops,
+               st->ns_total / 1e3 / st->n_ops, st->ns_input / 1e3 / st->n_ops,
+               st->ns_gpu / 1e3 / st->n_ops,
+               ((double)st->ns_total - st->ns_input - st->ns_gpu) / 1e3 / st->n_ops);
   /* Whatever was queued is now done or abandoned: release waiting streams. */
-  __atomic_store_n(st->done, st->issued, __ATOMIC_RELEASE);
+  hring__dev_set(st, F_GO, st->issued);
+  hring__dev_set(st, F_DONE, st->issued);
+  hring__dev_set(st, F_SDONE, st->chunks);
   comm->dev = NULL;
   state_free(st);
 }
 
 hring_result_t hring__dev_stream_sync(struct hring_comm *comm, void *stream) {
   const hring_cuda_api_t *cu = hring__cuda();
-  if (!cu) return hring__err(HRING_ERR_UNSUPPORTED, "a CUDA stream was given, but %s", hring__cuda_status());
-  void *ev = NULL;
+  if (!cu)
+    return hring__err(HRING_ERR_UNSUPPORTED, "a CUDA stream was given, but %s", hring__cuda_status());
   struct hring_dev_state tmp = {.cu = cu, .comm = comm};
+  void *ev = NULL;
   if (cu->event_create(&ev) != 0) return hring__dev_fail(&tmp, "stream wait");
-  hring_result_t r = cu->event_record(ev, stream) != 0 ? hring__dev_fail(&tmp, "stream wait")
-                                                      : hring__dev_event_wait(&tmp, ev, "the stream");
+  hring_result_t r = HRING_SUCCESS;
+  if (cu->event_record(ev, stream) != 0) r = hring__dev_fail(&tmp, "stream wait");
+  hring_waiter_t w;
+  hring__waiter_init(&w, comm);
+  for (int q; r == HRING_SUCCESS && (q = cu->event_query(ev)) != 0;)
+    r = q < 0 ? hring__dev_fail(&tmp, "stream wait") : hring__waiter_pause(&w, "the stream", comm->rank);
   cu->event_destroy(ev);
   return r;
 }

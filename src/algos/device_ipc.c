@@ -1,8 +1,17 @@
 /*
- * device_ipc.c - device allreduce among the ranks of one node through CUDA
- * IPC: the probe that decides whether every rank can map every other's
- * memory, the one-shot path for small messages, the reduce-scatter +
- * gather path for large ones, and the caches of IPC handles.
+ * device_ipc.c - device allreduce among ranks that map each other's
+ * memory with CUDA IPC (one node): each rank reduces its shard of every
+ * rank's input and writes the result into every rank's output, in one
+ * kernel (reduce-scatter and allgather fused: per rank, 1 read and 1
+ * write of the data, where a ring does 2(n-1)/n steps of each).
+ *
+ * On the caller's stream, queued at the call:
+ *   write READY=seq  -> wait GO>=seq -> push kernel -> write KDONE=seq -> wait DONE>=seq
+ * The proxy, when READY arrives: exchanges with the peers a record (the
+ * call, for agreement, and both buffers' IPC handles), maps the peers'
+ * buffers (cached), writes the kernel's arguments, raises GO; when KDONE
+ * arrives, meets the peers again (every rank's writes into every output
+ * are done) and raises DONE.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,131 +23,66 @@
 #include "core/error.h"
 #include "core/log.h"
 
+/* What every rank states at each call, so that disagreement is an error. */
+typedef struct {
+  uint64_t seq, count;
+  int32_t type, op;
+  int32_t pid, ok;
+  hring_buf_rec_t buf[2];
+} call_rec_t;
+
+/* ---- the probe: can every rank map every other's memory? ---- */
+
 typedef struct {
   int32_t pid, ok;
-  uint64_t base; /* the address itself, for ranks in the same process */
   uint8_t handle[HRING_CUDA_IPC_BYTES];
 } probe_rec_t;
 
-/* What every rank states at each call, so disagreement is an error. */
-typedef struct {
-  uint64_t call, count;
-  int32_t type, op;
-} call_rec_t;
-
-typedef struct {
-  uint64_t base, id, off;
-  uint8_t handle[HRING_CUDA_IPC_BYTES];
-} buf_rec_t;
-
-typedef struct {
-  call_rec_t call;
-  int32_t pid, ok;
-  buf_rec_t buf[2]; /* send, recv */
-} twoshot_rec_t;
-
-static hring_result_t check_calls(struct hring_dev_state *st, const void *recs, size_t stride) {
+static int probe_open(struct hring_dev_state *st, const probe_rec_t *recs) {
   struct hring_comm *comm = st->comm;
-  const call_rec_t *me = (const call_rec_t *)((const char *)recs + (size_t)comm->rank * stride);
   for (int p = 0; p < comm->nranks; p++) {
-    const call_rec_t *o = (const call_rec_t *)((const char *)recs + (size_t)p * stride);
-    if (o->call != me->call || o->count != me->count || o->type != me->type || o->op != me->op)
-      return hring__err(HRING_ERR_INVALID_USAGE,
-                        "device allreduce #%llu: rank %d passed count %llu type %d op %d, rank %d "
-                        "(call #%llu) passed count %llu type %d op %d",
-                        (unsigned long long)me->call, comm->rank, (unsigned long long)me->count,
-                        me->type, me->op, p, (unsigned long long)o->call,
-                        (unsigned long long)o->count, o->type, o->op);
-  }
-  return HRING_SUCCESS;
-}
-
-static call_rec_t call_rec(struct hring_dev_state *st, const hring_coll_args_t *a) {
-  return (call_rec_t){st->ncalls, a->count, (int32_t)a->type, (int32_t)a->op};
-}
-
-/* ---- the probe ---- */
-
-static hring_result_t probe_open(struct hring_dev_state *st, const probe_rec_t *recs, int *ok) {
-  struct hring_comm *comm = st->comm;
-  st->peer_scratch = calloc((size_t)comm->nranks, sizeof(void *));
-  st->scratch_mapped = calloc((size_t)comm->nranks, 1);
-  if (!st->peer_scratch || !st->scratch_mapped) return hring__err(HRING_ERR_NO_MEMORY, "device probe");
-  for (int p = 0; p < comm->nranks && *ok; p++) {
-    if (p == comm->rank) st->peer_scratch[p] = st->scratch;
-    else if (recs[p].pid == recs[comm->rank].pid) st->peer_scratch[p] = (void *)(uintptr_t)recs[p].base;
-    else if (st->cu->ipc_open(recs[p].handle, &st->peer_scratch[p]) == 0)
-      st->scratch_mapped[p] = 1;
-    else {
+    if (p == comm->rank || recs[p].pid == recs[comm->rank].pid) continue;
+    void *base;
+    if (st->cu->ipc_open(recs[p].handle, &base) != 0) {
       HRING_INFO(HRING_SUB_COLL, "rank %d: cannot map rank %d's device memory: %s", comm->rank, p,
                  st->cu->last_error());
-      *ok = 0;
+      return 0;
     }
+    st->cu->ipc_close(base);
   }
-  return HRING_SUCCESS;
+  return 1;
 }
 
 hring_result_t hring__dev_ipc_probe(struct hring_dev_state *st) {
   struct hring_comm *comm = st->comm;
   const int n = comm->nranks;
   probe_rec_t me = {.pid = (int32_t)getpid()};
-  int want = hring__cfg_int(HRING_CFG_CUDA_IPC) != 0 && comm->nnodes == 1;
-  size_t half = (st->oneshot_max + 255) & ~(size_t)255;
-  if (want && st->cu->mem_alloc(&st->scratch, 2 * (half ? half : 256)) == 0 &&
-      st->cu->ipc_get(st->scratch, me.handle) == 0)
+  void *scratch = NULL;
+  int want = hring__cfg_int(HRING_CFG_CUDA_IPC) != 0 && comm->nnodes == 1 &&
+             n <= HRING_CUDA_MAX_SRCS && n <= HRING_ENGINE_MAX_ACTIVE;
+  if (want && st->cu->mem_alloc(&scratch, 256) == 0 && st->cu->ipc_get(scratch, me.handle) == 0)
     me.ok = 1;
   else if (want)
-    HRING_INFO(HRING_SUB_COLL, "rank %d: no IPC scratch: %s", comm->rank, st->cu->last_error());
-  me.base = (uint64_t)(uintptr_t)st->scratch;
+    HRING_INFO(HRING_SUB_COLL, "rank %d: no IPC export: %s", comm->rank, st->cu->last_error());
   probe_rec_t *recs = calloc((size_t)n, sizeof *recs);
   int *oks = calloc((size_t)n, sizeof *oks);
   hring_result_t r = !recs || !oks ? hring__err(HRING_ERR_NO_MEMORY, "device probe")
                                    : hring__exchange_small(comm, &me, recs, sizeof me);
   int ok = r == HRING_SUCCESS;
   for (int p = 0; p < n && ok; p++) ok = recs[p].ok;
-  if (ok) r = probe_open(st, recs, &ok);
+  if (ok) ok = probe_open(st, recs);
   /* Second round: a rank that could not map a peer says so. */
   if (r == HRING_SUCCESS) r = hring__exchange_small(comm, &ok, oks, sizeof ok);
   for (int p = 0; p < n && r == HRING_SUCCESS; p++) ok = ok && oks[p];
   free(recs);
   free(oks);
+  if (scratch) st->cu->mem_free(scratch);
   HRING_CHECK(r);
   st->ipc = ok ? 1 : -1;
-  if (!ok) hring__dev_ipc_close(st);
-  HRING_INFO(HRING_SUB_COLL, "rank %d: device collectives %s", comm->rank,
-             ok ? "over CUDA IPC among the node's ranks" : "staged through host memory");
   return HRING_SUCCESS;
 }
 
-/* ---- one shot: everyone reduces everything ---- */
-
-hring_result_t hring__dev_oneshot(struct hring_dev_state *st, const hring_coll_args_t *a) {
-  struct hring_comm *comm = st->comm;
-  const int n = comm->nranks;
-  const size_t bytes = a->count * a->esize;
-  size_t half = (st->oneshot_max + 255) & ~(size_t)255;
-  size_t off = (st->ncalls & 1) ? half : 0; /* double-buffered: see below */
-  /* Safe to overwrite this half: every peer passed the exchange of the
-   * previous call, which it enters only after its reduction of the call
-   * before (the last reader of this half) has completed. */
-  if (st->cu->memcpy_async((char *)st->scratch + off, a->sendbuf, bytes, st->stream) != 0)
-    return hring__dev_fail(st, "one-shot input copy");
-  HRING_CHECK(hring__dev_sync(st));
-  call_rec_t me = call_rec(st, a), *recs = malloc(sizeof me * (size_t)n);
-  if (!recs) return hring__err(HRING_ERR_NO_MEMORY, "device allreduce");
-  hring_result_t r = hring__exchange_small(comm, &me, recs, sizeof me);
-  if (r == HRING_SUCCESS) r = check_calls(st, recs, sizeof me);
-  free(recs);
-  HRING_CHECK(r);
-  const void *srcs[HRING_ENGINE_MAX_ACTIVE];
-  if (n > HRING_ENGINE_MAX_ACTIVE) return hring__err(HRING_ERR_UNSUPPORTED, "one-shot: too many ranks");
-  for (int p = 0; p < n; p++) srcs[p] = (const char *)st->peer_scratch[p] + off;
-  HRING_CHECK(hring__dev_reduce(st, a->recvbuf, srcs, n, a->count, a->type, a->op,
-                                a->op == HRING_AVG ? n : 1));
-  return hring__dev_sync(st);
-}
-
-/* ---- reduce-scatter + gather on the callers' buffers ---- */
+/* ---- the caller's side ---- */
 
 /* Shard i of n, in whole 64-byte groups so that vector loads stay aligned. */
 static void shard(size_t count, size_t es, int n, int i, size_t *off, size_t *cnt) {
@@ -149,7 +93,7 @@ static void shard(size_t count, size_t es, int n, int i, size_t *off, size_t *cn
   *cnt = hi - lo;
 }
 
-static int export_buf(struct hring_dev_state *st, const void *p, buf_rec_t *out) {
+static int export_buf(struct hring_dev_state *st, const void *p, hring_buf_rec_t *out) {
   void *base;
   size_t size;
   uint64_t id;
@@ -162,22 +106,66 @@ static int export_buf(struct hring_dev_state *st, const void *p, buf_rec_t *out)
       memcpy(out->handle, st->exports[i].handle, sizeof out->handle);
       return 0;
     }
-  hring_ipc_export_t *e = &st->exports[st->clock++ % HRING_DEV_CACHE];
+  hring_ipc_export_t *e = &st->exports[st->export_clock++ % HRING_DEV_CACHE];
   if (st->cu->ipc_get(base, e->handle) != 0) {
     memset(e, 0, sizeof *e);
     return -1;
   }
   e->base = base;
   e->id = id;
-  e->size = size;
   memcpy(out->handle, e->handle, sizeof out->handle);
   return 0;
 }
 
+void hring__dev_ipc_prepare(struct hring_dev_state *st, hring_dev_op_t *op) {
+  struct hring_comm *comm = st->comm;
+  shard(op->a.count, op->a.esize, comm->nranks, comm->rank, &op->shard_off, &op->shard_cnt);
+  op->export_ok = export_buf(st, op->a.sendbuf, &op->buf[0]) == 0 &&
+                  export_buf(st, op->a.recvbuf, &op->buf[1]) == 0;
+  if (!op->export_ok)
+    HRING_WARN(HRING_SUB_COLL, "rank %d: device buffers cannot be shared (%s); the call will fail",
+               comm->rank, st->cu->last_error());
+}
+
+hring_result_t hring__dev_ipc_enqueue(struct hring_dev_state *st, hring_dev_op_t *op, void *s) {
+  const uint32_t seq = op->seq;
+  if (hring__dev_stream_write(st, s, F_READY, seq) || hring__dev_stream_wait(st, s, F_GO, seq) ||
+      st->cu->reduce_push_async(&st->args[seq % HRING_DEV_QUEUE], op->shard_cnt, op->a.type,
+                                op->a.op, s) ||
+      hring__dev_stream_write(st, s, F_KDONE, seq) || hring__dev_stream_wait(st, s, F_DONE, seq))
+    return hring__dev_fail(st, "hring_allreduce: queueing the device work");
+  return HRING_SUCCESS;
+}
+
+/* ---- the proxy's side ---- */
+
+static hring_result_t check_calls(struct hring_dev_state *st, const call_rec_t *recs) {
+  struct hring_comm *comm = st->comm;
+  const call_rec_t *me = &recs[comm->rank];
+  for (int p = 0; p < comm->nranks; p++) {
+    const call_rec_t *o = &recs[p];
+    if (o->seq != me->seq || o->count != me->count || o->type != me->type || o->op != me->op)
+      return hring__err(HRING_ERR_INVALID_USAGE,
+                        "device allreduce #%llu: rank %d passed count %llu type %d op %d, rank %d "
+                        "(call #%llu) passed count %llu type %d op %d",
+                        (unsigned long long)me->seq, comm->rank, (unsigned long long)me->count,
+                        me->type, me->op, p, (unsigned long long)o->seq,
+                        (unsigned long long)o->count, o->type, o->op);
+    if (!o->ok)
+      return hring__err(HRING_ERR_INVALID_USAGE,
+                        "device allreduce #%llu: rank %d's buffers cannot be shared by CUDA IPC "
+                        "(memory from cudaMallocAsync pools, or a range CUDA does not know?); "
+                        "HRING_CUDA_IPC=0 stages them through host memory instead",
+                        (unsigned long long)me->seq, p);
+  }
+  return HRING_SUCCESS;
+}
+
+/* A peer's buffer, mapped here (cached by the peer's allocation id). */
 static hring_result_t import_buf(struct hring_dev_state *st, int peer, int same_process,
-                                 const buf_rec_t *b, char **out) {
+                                 const hring_buf_rec_t *b, uint64_t *out) {
   if (same_process) {
-    *out = (char *)(uintptr_t)b->base + b->off;
+    *out = b->base + b->off;
     return HRING_SUCCESS;
   }
   hring_ipc_map_t *victim = &st->maps[0];
@@ -185,7 +173,7 @@ static hring_result_t import_buf(struct hring_dev_state *st, int peer, int same_
     hring_ipc_map_t *m = &st->maps[i];
     if (m->base && m->peer == peer && m->id == b->id) {
       m->used = ++st->clock;
-      *out = (char *)m->base + b->off;
+      *out = (uint64_t)(uintptr_t)m->base + b->off;
       return HRING_SUCCESS;
     }
     if (m->used < victim->used) victim = m;
@@ -195,66 +183,58 @@ static hring_result_t import_buf(struct hring_dev_state *st, int peer, int same_
   void *base;
   if (st->cu->ipc_open(b->handle, &base) != 0) return hring__dev_fail(st, "mapping a peer's buffer");
   *victim = (hring_ipc_map_t){peer, b->id, base, ++st->clock};
-  *out = (char *)base + b->off;
+  *out = (uint64_t)(uintptr_t)base + b->off;
   return HRING_SUCCESS;
 }
 
-static hring_result_t twoshot_run(struct hring_dev_state *st, const hring_coll_args_t *a,
-                                  const twoshot_rec_t *recs, char **send, char **recv) {
+/* The kernel's arguments: this rank's shard of every input, starting with
+ * its own (so that in place, a destination is at most the first source),
+ * into every output. */
+static hring_result_t fill_args(struct hring_dev_state *st, const hring_dev_op_t *op,
+                                const call_rec_t *recs) {
   struct hring_comm *comm = st->comm;
   const int n = comm->nranks, r = comm->rank;
-  const size_t es = a->esize;
-  for (int p = 0; p < n; p++) {
-    int same = recs[p].pid == recs[r].pid;
-    HRING_CHECK(import_buf(st, p, same || p == r, &recs[p].buf[0], &send[p]));
-    HRING_CHECK(import_buf(st, p, same || p == r, &recs[p].buf[1], &recv[p]));
+  hring_cuda_push_t *args = &st->args[op->seq % HRING_DEV_QUEUE];
+  const uint64_t off = op->shard_off * op->a.esize;
+  for (int i = 0; i < n; i++) {
+    int p = (r + i) % n, same = p == r || recs[p].pid == recs[r].pid;
+    uint64_t send, recv;
+    HRING_CHECK(import_buf(st, p, same, &recs[p].buf[0], &send));
+    HRING_CHECK(import_buf(st, p, same, &recs[p].buf[1], &recv));
+    args->srcs[i] = send + off;
+    args->dsts[i] = recv + off;
   }
-  size_t off, cnt;
-  shard(a->count, es, n, r, &off, &cnt);
-  if (cnt > 0) {
-    /* Starting from this rank's own input lets the output alias it in place. */
-    const void *srcs[HRING_ENGINE_MAX_ACTIVE];
-    for (int i = 0; i < n; i++) srcs[i] = send[(r + i) % n] + off * es;
-    HRING_CHECK(hring__dev_reduce(st, recv[r] + off * es, srcs, n, cnt, a->type, a->op,
-                                  a->op == HRING_AVG ? n : 1));
-  }
-  HRING_CHECK(hring__dev_sync(st));
-  int token = 0, *all = calloc((size_t)n, sizeof token);
-  if (!all) return hring__err(HRING_ERR_NO_MEMORY, "device allreduce");
-  hring_result_t res = hring__exchange_small(comm, &token, all, sizeof token); /* shards done */
-  for (int i = 1; i < n && res == HRING_SUCCESS; i++) {
-    int p = (r + i) % n;
-    shard(a->count, es, n, p, &off, &cnt);
-    if (cnt && st->cu->memcpy_async(recv[r] + off * es, recv[p] + off * es, cnt * es, st->stream))
-      res = hring__dev_fail(st, "gathering a shard");
-  }
-  if (res == HRING_SUCCESS) res = hring__dev_sync(st);
-  /* Nobody returns while a peer may still read its buffers. */
-  if (res == HRING_SUCCESS) res = hring__exchange_small(comm, &token, all, sizeof token);
-  free(all);
-  return res;
+  args->n = (uint64_t)n;
+  args->ndst = (uint64_t)n;
+  args->div = op->a.op == HRING_AVG ? n : 1;
+  __atomic_store_n(&args->count, (uint64_t)op->shard_cnt, __ATOMIC_RELEASE);
+  return HRING_SUCCESS;
 }
 
-hring_result_t hring__dev_twoshot(struct hring_dev_state *st, const hring_coll_args_t *a) {
+hring_result_t hring__dev_ipc_run(struct hring_dev_state *st, const hring_dev_op_t *op) {
   struct hring_comm *comm = st->comm;
   const int n = comm->nranks;
-  if (n > HRING_ENGINE_MAX_ACTIVE) return HRING_IN_PROGRESS;
-  twoshot_rec_t me = {.call = call_rec(st, a), .pid = (int32_t)getpid()};
-  me.ok = export_buf(st, a->sendbuf, &me.buf[0]) == 0 && export_buf(st, a->recvbuf, &me.buf[1]) == 0;
-  if (!me.ok)
-    HRING_INFO(HRING_SUB_COLL, "rank %d: buffers cannot be exported (%s): staging this call",
-               comm->rank, st->cu->last_error());
-  twoshot_rec_t *recs = calloc((size_t)n, sizeof *recs);
-  char **ptrs = calloc(2 * (size_t)n, sizeof *ptrs);
-  hring_result_t r = !recs || !ptrs ? hring__err(HRING_ERR_NO_MEMORY, "device allreduce")
-                                    : hring__exchange_small(comm, &me, recs, sizeof me);
-  if (r == HRING_SUCCESS) r = check_calls(st, recs, sizeof me);
-  int ok = 1;
-  for (int p = 0; p < n && r == HRING_SUCCESS; p++) ok = ok && recs[p].ok;
-  if (r == HRING_SUCCESS) r = ok ? twoshot_run(st, a, recs, ptrs, ptrs + n) : HRING_IN_PROGRESS;
+  HRING_CHECK(hring__dev_wait(st, F_READY, op->seq, "the caller's stream to reach the collective",
+                              &st->ns_input));
+  call_rec_t me = {op->seq, op->a.count, (int32_t)op->a.type, (int32_t)op->a.op,
+                   (int32_t)getpid(), op->export_ok, {op->buf[0], op->buf[1]}};
+  call_rec_t *recs = calloc((size_t)n, sizeof *recs);
+  if (!recs) return hring__err(HRING_ERR_NO_MEMORY, "device allreduce");
+  hring_result_t r = hring__exchange_small(comm, &me, recs, sizeof me);
+  if (r == HRING_SUCCESS) r = check_calls(st, recs);
+  if (r == HRING_SUCCESS) r = fill_args(st, op, recs);
   free(recs);
-  free(ptrs);
-  return r;
+  HRING_CHECK(r);
+  hring__dev_set(st, F_GO, op->seq);
+  HRING_CHECK(hring__dev_wait(st, F_KDONE, op->seq, "the reduction kernel", &st->ns_gpu));
+  /* Every rank's kernel has written into every output: done everywhere. */
+  int token = 0, *all = calloc((size_t)n, sizeof token);
+  if (!all) return hring__err(HRING_ERR_NO_MEMORY, "device allreduce");
+  r = hring__exchange_small(comm, &token, all, sizeof token);
+  free(all);
+  HRING_CHECK(r);
+  hring__dev_set(st, F_DONE, op->seq);
+  return HRING_SUCCESS;
 }
 
 void hring__dev_ipc_close(struct hring_dev_state *st) {
@@ -262,13 +242,4 @@ void hring__dev_ipc_close(struct hring_dev_state *st) {
     if (st->maps[i].base) st->cu->ipc_close(st->maps[i].base);
   memset(st->maps, 0, sizeof st->maps);
   memset(st->exports, 0, sizeof st->exports);
-  if (st->peer_scratch && st->scratch_mapped)
-    for (int p = 0; p < st->comm->nranks; p++)
-      if (st->scratch_mapped[p]) st->cu->ipc_close(st->peer_scratch[p]);
-  free(st->peer_scratch);
-  free(st->scratch_mapped);
-  st->peer_scratch = NULL;
-  st->scratch_mapped = NULL;
-  if (st->scratch) st->cu->mem_free(st->scratch);
-  st->scratch = NULL;
 }

@@ -3,65 +3,74 @@
  * that cannot map each other's memory (other nodes, until the verbs
  * transport brings GPUDirect RDMA; or HRING_CUDA_IPC=0).
  *
- * Chunk c goes device -> host, through the host allreduce, and back.  Two
- * pinned buffers alternate, so that while the host reduces chunk c the
- * device copies chunk c+1 down and chunk c-1 up.  All copies share the
- * proxy stream, so the copy down into a buffer is ordered after the copy
- * up that last read it.  The reduction runs on the host cores here (the
- * data is there anyway for the network); results are the host path's.
+ * Chunk j of the op goes down to a pinned buffer, through the host
+ * allreduce, and back up.  On the caller's stream, queued at the call:
+ *   down(0) SREADY  down(1) SREADY  wait SDONE(0) up(0)  down(2) SREADY  wait SDONE(1) up(1) ...
+ * so that while the proxy reduces chunk j the device already copies chunk
+ * j+1 down and chunk j-1 up.  The two buffers alternate; stream order puts
+ * every copy down into a buffer after the copy up that last read it.  The
+ * reduction runs on the host cores here (the data is there anyway for the
+ * network); results are the host path's.
  */
 #include <string.h>
 
 #include "algos/device_impl.h"
 #include "core/error.h"
 
-static hring_result_t stage_alloc(struct hring_dev_state *st) {
-  if (st->stage[0]) return HRING_SUCCESS;
+hring_result_t hring__dev_stage_alloc(struct hring_dev_state *st) {
   for (int i = 0; i < 2; i++)
-    if (st->cu->host_alloc(&st->stage[i], st->stage_chunk) != 0 ||
-        st->cu->event_create(&st->stage_ev[i]) != 0) {
-      hring_result_t r = hring__dev_fail(st, "staging buffers");
-      hring__dev_stage_close(st);
-      return r;
-    }
+    if (st->cu->host_alloc(&st->stage[i], st->stage_chunk) != 0)
+      return hring__dev_fail(st, "staging buffers");
   return HRING_SUCCESS;
 }
 
-hring_result_t hring__dev_staged(struct hring_dev_state *st, const hring_coll_args_t *a) {
-  HRING_CHECK(stage_alloc(st));
-  const size_t es = a->esize, ce = st->stage_chunk / es;
-  const size_t nch = (a->count + ce - 1) / ce;
-  const char *in = a->sendbuf;
-  char *out = a->recvbuf;
-#define CHUNK_CNT(c) ((c) + 1 < nch ? ce : a->count - (c) * ce)
-  if (st->cu->memcpy_async(st->stage[0], in, CHUNK_CNT(0) * es, st->stream) != 0 ||
-      st->cu->event_record(st->stage_ev[0], st->stream) != 0)
-    return hring__dev_fail(st, "staging copy to host");
-  for (size_t c = 0; c < nch; c++) {
-    void *buf = st->stage[c & 1];
-    HRING_CHECK(hring__dev_event_wait(st, st->stage_ev[c & 1], "a staging copy"));
-    if (c + 1 < nch &&
-        (st->cu->memcpy_async(st->stage[(c + 1) & 1], in + (c + 1) * ce * es, CHUNK_CNT(c + 1) * es,
-                              st->stream) != 0 ||
-         st->cu->event_record(st->stage_ev[(c + 1) & 1], st->stream) != 0))
-      return hring__dev_fail(st, "staging copy to host");
-    hring_coll_args_t h = *a;
-    h.sendbuf = buf;
-    h.recvbuf = buf;
-    h.count = CHUNK_CNT(c);
+/* Elements of chunk j of op. */
+static size_t chunk_count(const struct hring_dev_state *st, const hring_dev_op_t *op, uint32_t j) {
+  size_t ce = st->stage_chunk / op->a.esize;
+  return j + 1 < op->nchunks ? ce : op->a.count - (size_t)j * ce;
+}
+
+hring_result_t hring__dev_stage_enqueue(struct hring_dev_state *st, hring_dev_op_t *op, void *s) {
+  const size_t es = op->a.esize, ce = st->stage_chunk / es;
+  const char *in = op->a.sendbuf;
+  char *out = op->a.recvbuf;
+  const uint32_t base = op->chunk_base;
+  for (uint32_t j = 0; j <= op->nchunks; j++) {
+    if (j < op->nchunks &&
+        (st->cu->memcpy_async(st->stage[(base + j) & 1], in + (size_t)j * ce * es,
+                              chunk_count(st, op, j) * es, s) ||
+         hring__dev_stream_write(st, s, F_SREADY, base + j + 1)))
+      return hring__dev_fail(st, "hring_allreduce: queueing a staging copy");
+    if (j > 0 && (hring__dev_stream_wait(st, s, F_SDONE, base + j) ||
+                  st->cu->memcpy_async(out + (size_t)(j - 1) * ce * es, st->stage[(base + j - 1) & 1],
+                                       chunk_count(st, op, j - 1) * es, s)))
+      return hring__dev_fail(st, "hring_allreduce: queueing a staging copy");
+  }
+  if (hring__dev_stream_write(st, s, F_KDONE, op->seq))
+    return hring__dev_fail(st, "hring_allreduce: queueing the device work");
+  return HRING_SUCCESS;
+}
+
+hring_result_t hring__dev_stage_run(struct hring_dev_state *st, const hring_dev_op_t *op) {
+  for (uint32_t j = 0; j < op->nchunks; j++) {
+    const uint32_t g = op->chunk_base + j;
+    HRING_CHECK(hring__dev_wait(st, F_SREADY, g + 1, "a staging copy to host",
+                                j == 0 ? &st->ns_input : &st->ns_gpu));
+    hring_coll_args_t h = op->a;
+    h.sendbuf = h.recvbuf = st->stage[g & 1];
+    h.count = chunk_count(st, op, j);
     h.nt = 0;
     HRING_CHECK(hring__allreduce_run(st->comm, &h));
-    if (st->cu->memcpy_async(out + c * ce * es, buf, CHUNK_CNT(c) * es, st->stream) != 0)
-      return hring__dev_fail(st, "staging copy to device");
+    hring__dev_set(st, F_SDONE, g + 1);
   }
-#undef CHUNK_CNT
-  return hring__dev_sync(st);
+  HRING_CHECK(hring__dev_wait(st, F_KDONE, op->seq, "the copies back to the device", &st->ns_gpu));
+  hring__dev_set(st, F_DONE, op->seq);
+  return HRING_SUCCESS;
 }
 
 void hring__dev_stage_close(struct hring_dev_state *st) {
   for (int i = 0; i < 2; i++) {
     if (st->stage[i]) st->cu->host_free(st->stage[i]);
-    if (st->stage_ev[i]) st->cu->event_destroy(st->stage_ev[i]);
-    st->stage[i] = st->stage_ev[i] = NULL;
+    st->stage[i] = NULL;
   }
 }

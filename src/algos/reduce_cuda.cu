@@ -224,6 +224,40 @@ __global__ void __launch_bounds__(THREADS)
   }
 }
 
+/* reduce_push_async: the arguments come from host memory when the kernel
+ * runs (cuda.h), and the result goes to every destination. */
+template <class E, int OP>
+__global__ void __launch_bounds__(THREADS) push_kernel(const hring_cuda_push_t *args) {
+  typedef typename E::type T;
+  __shared__ hring_cuda_push_t a;
+  const volatile uint64_t *from = (const volatile uint64_t *)args;
+  for (unsigned w = threadIdx.x; w < sizeof a / 8; w += blockDim.x) ((uint64_t *)&a)[w] = from[w];
+  __syncthreads();
+  const size_t count = a.count;
+  const int n = (int)a.n, nd = (int)a.ndst, div = (int)a.div;
+  uint64_t bits = 0;
+  for (int k = 0; k < n; k++) bits |= a.srcs[k];
+  for (int d = 0; d < nd; d++) bits |= a.dsts[d];
+  const size_t V = 16 / sizeof(T);
+  const size_t stride = (size_t)gridDim.x * blockDim.x;
+  const size_t tid = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  const size_t nvec = (bits & 15) == 0 ? count / V : 0;
+  for (size_t v = tid; v < nvec; v += stride) {
+    Vec<T> acc = ((const Vec<T> *)a.srcs[0])[v];
+    for (int k = 1; k < n; k++) {
+      Vec<T> b = ((const Vec<T> *)a.srcs[k])[v];
+#pragma unroll
+      for (size_t j = 0; j < V; j++) acc.e[j] = step<E, OP>(acc.e[j], b.e[j], k == n - 1, div);
+    }
+    for (int d = 0; d < nd; d++) ((Vec<T> *)a.dsts[d])[v] = acc;
+  }
+  for (size_t i = nvec * V + tid; i < count; i += stride) {
+    T acc = ((const T *)a.srcs[0])[i];
+    for (int k = 1; k < n; k++) acc = step<E, OP>(acc, ((const T *)a.srcs[k])[i], k == n - 1, div);
+    for (int d = 0; d < nd; d++) ((T *)a.dsts[d])[i] = acc;
+  }
+}
+
 /* ---- dispatch -------------------------------------------------------- */
 
 typedef void (*kernel_fn)(Srcs, void *, size_t, int, int);
@@ -239,6 +273,19 @@ typedef void (*kernel_fn)(Srcs, void *, size_t, int, int);
 static const kernel_fn kernels[HRING_NUM_TYPES][HRING_NUM_OPS] = {
     ROW(I8Ops),  ROW(U8Ops),  ROW(I32Ops), ROW(U32Ops), ROW(I64Ops),
     ROW(U64Ops), ROW(F16Ops), ROW(F32Ops), ROW(F64Ops), ROW(BF16Ops),
+};
+
+typedef void (*push_fn)(const hring_cuda_push_t *);
+
+#define PUSH_ROW(E)                                                            \
+  {                                                                            \
+    push_kernel<E, HRING_SUM>, push_kernel<E, HRING_PROD>, push_kernel<E, HRING_MAX>, \
+        push_kernel<E, HRING_MIN>, push_kernel<E, HRING_AVG>                   \
+  }
+
+static const push_fn push_kernels[HRING_NUM_TYPES][HRING_NUM_OPS] = {
+    PUSH_ROW(I8Ops),  PUSH_ROW(U8Ops),  PUSH_ROW(I32Ops), PUSH_ROW(U32Ops), PUSH_ROW(I64Ops),
+    PUSH_ROW(U64Ops), PUSH_ROW(F16Ops), PUSH_ROW(F32Ops), PUSH_ROW(F64Ops), PUSH_ROW(BF16Ops),
 };
 
 static_assert(HRING_SUM == 0 && HRING_PROD == 1 && HRING_MAX == 2 && HRING_MIN == 3 &&
@@ -298,6 +345,20 @@ cudaError_t hring__cuda_reduce_launch(void *dst, const void *const *srcs, int n,
                           args, 0, s);
 }
 
+cudaError_t hring__cuda_push_launch(const hring_cuda_push_t *args, size_t max_count,
+                                    hring_datatype_t type, hring_redop_t op, cudaStream_t s) {
+  /* Sized for the vector path; the kernel's loops cover any count. */
+  size_t work = max_count / (16 / hring__cuda_esize(type)) + 16;
+  int sms;
+  cudaError_t e = sm_count(&sms);
+  if (e != cudaSuccess) return e;
+  size_t blocks = (work + THREADS - 1) / THREADS, cap = (size_t)sms * BLOCKS_PER_SM;
+  if (blocks > cap) blocks = cap;
+  void *kargs[] = {&args};
+  return cudaLaunchKernel((const void *)push_kernels[type][op], dim3((unsigned)blocks),
+                          dim3(THREADS), kargs, 0, s);
+}
+
 /* ---- delay ----------------------------------------------------------- */
 
 __global__ void delay_kernel(unsigned long long ns) {
@@ -320,5 +381,8 @@ cudaError_t hring__cuda_kernels_load(void) {
   for (int t = 0; t < HRING_NUM_TYPES && e == cudaSuccess; t++)
     for (int o = 0; o < HRING_NUM_OPS && e == cudaSuccess; o++)
       e = cudaFuncGetAttributes(&attr, (const void *)kernels[t][o]);
+  for (int t = 0; t < HRING_NUM_TYPES && e == cudaSuccess; t++)
+    for (int o = 0; o < HRING_NUM_OPS && e == cudaSuccess; o++)
+      e = cudaFuncGetAttributes(&attr, (const void *)push_kernels[t][o]);
   return e;
 }

@@ -11,6 +11,7 @@
 
 #include <cuda_runtime.h>
 
+#include "core/cuda.h"
 #include "hring.h"
 
 /* Size of one element of type t, 0 for a type out of range.  The plugin
@@ -28,6 +29,11 @@ static inline size_t hring__cuda_esize(int t) {
 cudaError_t hring__cuda_reduce_launch(void *dst, const void *const *srcs, int n, size_t count,
                                       hring_datatype_t type, hring_redop_t op, int div,
                                       cudaStream_t s);
+
+/* Enqueues the kernel of reduce_push_async (cuda.h); args is host_alloc
+ * memory, type and op in range. */
+cudaError_t hring__cuda_push_launch(const hring_cuda_push_t *args, size_t max_count,
+                                    hring_datatype_t type, hring_redop_t op, cudaStream_t s);
 
 /* Enqueues a one-thread kernel that spins for `us` microseconds of the
  * device's global timer. */

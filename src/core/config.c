@@ -57,8 +57,6 @@ static const hring_cfg_entry_t table[HRING_CFG_COUNT] = {
                                "CUDA plugin to load; default libhring_cuda.so beside the library"},
     [HRING_CFG_CUDA_IPC] = {"HRING_CUDA_IPC", "1", "0/1",
                             "0: device data between local ranks goes through host staging, not CUDA IPC"},
-    [HRING_CFG_CUDA_ONESHOT_MAX] = {"HRING_CUDA_ONESHOT_MAX", "256K", "bytes",
-                                    "device allreduce up to this size: every rank reduces all inputs (one step)"},
     [HRING_CFG_CUDA_STAGE_CHUNK] = {"HRING_CUDA_STAGE_CHUNK", "4M", "bytes",
                                     "pipeline chunk of device data staged through host memory"},
     [HRING_CFG_CUDA_WAIT] = {"HRING_CUDA_WAIT", "auto", "name",

@@ -25,9 +25,22 @@
 
 #include "hring.h"
 
-#define HRING_CUDA_ABI 1
+#define HRING_CUDA_ABI 2
 #define HRING_CUDA_IPC_BYTES 64 /* cudaIpcMemHandle_t */
 #define HRING_CUDA_MAX_SRCS 16  /* inputs of one reduce launch */
+
+/* Arguments of reduce_push_async, in host_alloc memory that the kernel
+ * reads when it runs (not when it is queued): the proxy fills them in after
+ * the ranks have exchanged their buffers, while the stream waits.  Only
+ * 64-bit fields, so the kernel can copy it word by word. */
+typedef struct {
+  uint64_t count;  /* elements; 0: the kernel does nothing */
+  uint64_t n;      /* sources, reduced in this order (2..HRING_CUDA_MAX_SRCS) */
+  uint64_t ndst;   /* destinations, each written the same result */
+  int64_t div;     /* AVG's divisor (> 1), applied at the last step */
+  uint64_t srcs[HRING_CUDA_MAX_SRCS]; /* device addresses */
+  uint64_t dsts[HRING_CUDA_MAX_SRCS];
+} hring_cuda_push_t;
 
 typedef struct {
   int abi; /* HRING_CUDA_ABI */
@@ -78,6 +91,17 @@ typedef struct {
    * != 0 forces a blocking host function instead of a stream memory
    * operation (the fallback, also used when the device lacks them). */
   int (*stream_wait_flag)(void *s, uint32_t *flag, uint32_t value, int host_fn);
+  /* The stream writes value to *flag (host_alloc memory) once the work
+   * before it is done and visible; host_fn != 0 as in stream_wait_flag. */
+  int (*stream_write_flag)(void *s, uint32_t *flag, uint32_t value, int host_fn);
+  /* A reduction whose arguments are read from *args when it runs: for i <
+   * args->count, every dsts[d][i] = srcs[0][i] op ... op srcs[n-1][i] (the
+   * semantics of reduce_async).  Each element is read from every source
+   * before any destination is written, so a destination may be one of the
+   * sources.  max_count bounds args->count (it sizes the launch); type and
+   * op are fixed at launch. */
+  int (*reduce_push_async)(const hring_cuda_push_t *args, size_t max_count, hring_datatype_t type,
+                           hring_redop_t op, void *s);
   /* Spins the device for about us microseconds (tests of stream order). */
   int (*delay_async)(void *s, unsigned us);
 

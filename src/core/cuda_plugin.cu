@@ -69,10 +69,11 @@ typedef CUresult (*ctx_current_fn)(CUcontext *);
 typedef CUresult (*primary_state_fn)(CUdevice, unsigned int *, int *);
 
 enum { DRV_ERROR_NAME, DRV_ADDR_RANGE, DRV_PTR_ATTR, DRV_WAIT32, DRV_CTX_CURRENT,
-       DRV_PRIMARY_STATE, DRV_N };
+       DRV_PRIMARY_STATE, DRV_WRITE32, DRV_N };
 static const char *const drv_names[DRV_N] = {
     "cuGetErrorName", "cuMemGetAddressRange", "cuPointerGetAttribute",
-    "cuStreamWaitValue32", "cuCtxGetCurrent", "cuDevicePrimaryCtxGetState"};
+    "cuStreamWaitValue32", "cuCtxGetCurrent", "cuDevicePrimaryCtxGetState",
+    "cuStreamWriteValue32"};
 static void *drv_fn[DRV_N];
 static char drv_why[DRV_N][160]; /* why drv_fn[i] is NULL */
 static pthread_once_t drv_once = PTHREAD_ONCE_INIT;
@@ -367,6 +368,50 @@ static int stream_wait_flag(void *s, uint32_t *flag, uint32_t value, int host_fn
   return wait_host_fn(s, flag, value);
 }
 
+/* ---- writing a flag from a stream ------------------------------------- */
+
+static void CUDART_CB write_flag_fn(void *arg) {
+  struct flag_wait *w = (struct flag_wait *)arg;
+  __atomic_store_n((uint32_t *)w->flag, w->value, __ATOMIC_RELEASE); /* ours: written by this fn */
+  free(w);
+}
+
+static int write_host_fn(void *s, uint32_t *flag, uint32_t value) {
+  struct flag_wait *w = (struct flag_wait *)malloc(sizeof *w);
+  if (!w) return fail("stream_write_flag: out of memory");
+  w->flag = flag;
+  w->value = value;
+  cudaError_t e = cudaLaunchHostFunc((cudaStream_t)s, write_flag_fn, w);
+  if (e == cudaSuccess) return 0;
+  free(w);
+  return fail_cuda("cudaLaunchHostFunc", e);
+}
+
+/* The default flags of cuStreamWriteValue32 fence the work before the
+ * write: what the stream did is visible once the flag is. */
+static int stream_write_flag(void *s, uint32_t *flag, uint32_t value, int host_fn) {
+  if (!flag) return fail("stream_write_flag: flag is NULL");
+  void *dev_flag = NULL;
+  typedef CUresult (*write32_fn)(CUstream, CUdeviceptr, cuuint32_t, unsigned int);
+  write32_fn write = (write32_fn)drv(DRV_WRITE32);
+  if (!host_fn && !__atomic_load_n(&memops_off, __ATOMIC_RELAXED) && write &&
+      cudaHostGetDevicePointer(&dev_flag, flag, 0) == cudaSuccess &&
+      write((CUstream)s, (CUdeviceptr)(uintptr_t)dev_flag, value, CU_STREAM_WRITE_VALUE_DEFAULT) ==
+          CUDA_SUCCESS)
+    return 0;
+  (void)cudaGetLastError();
+  return write_host_fn(s, flag, value);
+}
+
+static int reduce_push_async(const hring_cuda_push_t *args, size_t max_count,
+                             hring_datatype_t type, hring_redop_t op, void *s) {
+  if (!args) return fail("reduce_push_async: args is NULL");
+  if ((unsigned)type >= HRING_NUM_TYPES || (unsigned)op >= HRING_NUM_OPS)
+    return fail("reduce_push_async: type %d or op %d out of range", (int)type, (int)op);
+  return ck("cudaLaunchKernel (push)", hring__cuda_push_launch(args, max_count, type, op,
+                                                             (cudaStream_t)s));
+}
+
 static int delay_async(void *s, unsigned us) {
   return ck("cudaLaunchKernel (delay)", hring__cuda_delay_launch(us, (cudaStream_t)s));
 }
@@ -399,7 +444,8 @@ static const hring_cuda_api_t table = {
     mem_alloc, mem_free, host_alloc, host_free, mem_range,
     stream_create, stream_destroy, stream_query,
     event_create, event_destroy, event_record, event_query,
-    memcpy_async, reduce_async, stream_wait_flag, delay_async,
+    memcpy_async, reduce_async, stream_wait_flag, stream_write_flag, reduce_push_async,
+    delay_async,
     ipc_get, ipc_open, ipc_close,
 };
 

@@ -286,6 +286,43 @@ static int reduce_async(void *dst, const void *const *srcs, int n, size_t count,
   return 0;
 }
 
+/* The mock runs it at the call, into a scratch vector and then to every
+ * destination, so destinations may alias sources. */
+static int reduce_push_async(const hring_cuda_push_t *a, size_t max_count, hring_datatype_t type,
+                             hring_redop_t op, void *s) {
+  if (check_handle(__func__, s, STREAM_MAGIC, 1) != 0) return -1;
+  if (!a) return fail(__func__, "args is NULL");
+  if ((unsigned)type >= HRING_NUM_TYPES || (unsigned)op >= HRING_NUM_OPS)
+    return fail(__func__, "bad type %d or op %d", (int)type, (int)op);
+  if (a->count == 0) return 0;
+  if (a->count > max_count) return fail(__func__, "count %llu > max_count %zu",
+                                        (unsigned long long)a->count, max_count);
+  if (a->n < 2 || a->n > HRING_CUDA_MAX_SRCS || a->ndst > HRING_CUDA_MAX_SRCS)
+    return fail(__func__, "n %llu or ndst %llu out of range", (unsigned long long)a->n,
+                (unsigned long long)a->ndst);
+  static const size_t es[HRING_NUM_TYPES] = {1, 1, 4, 4, 8, 8, 2, 4, 8, 2};
+  size_t bytes = a->count * es[type];
+  void *tmp = malloc(bytes);
+  if (!tmp) return fail(__func__, "out of memory");
+  const void *srcs[HRING_CUDA_MAX_SRCS];
+  for (uint64_t k = 0; k < a->n; k++) srcs[k] = (const void *)(uintptr_t)a->srcs[k];
+  int n = (int)a->n, div = (int)a->div;
+  hring__reduce(tmp, NULL, srcs[0], srcs[1], a->count, type, op, n == 2 ? div : 0, 0);
+  for (int k = 2; k < n; k++)
+    hring__reduce(tmp, NULL, tmp, srcs[k], a->count, type, op, k == n - 1 ? div : 0, 0);
+  for (uint64_t d = 0; d < a->ndst; d++) memcpy((void *)(uintptr_t)a->dsts[d], tmp, bytes);
+  free(tmp);
+  return 0;
+}
+
+static int stream_write_flag(void *s, uint32_t *flag, uint32_t value, int host_fn) {
+  (void)host_fn;
+  if (check_handle(__func__, s, STREAM_MAGIC, 1) != 0) return -1;
+  if (!flag) return fail(__func__, "flag is NULL");
+  __atomic_store_n(flag, value, __ATOMIC_RELEASE);
+  return 0;
+}
+
 static int flag_reached(uint32_t *flag, uint32_t value) {
   return (int32_t)(__atomic_load_n(flag, __ATOMIC_ACQUIRE) - value) >= 0;
 }
@@ -401,7 +438,8 @@ static const hring_cuda_api_t table = {
     .stream_query = stream_query, .event_create = event_create,
     .event_destroy = event_destroy, .event_record = event_record, .event_query = event_query,
     .memcpy_async = memcpy_async, .reduce_async = reduce_async,
-    .stream_wait_flag = stream_wait_flag, .delay_async = delay_async,
+    .stream_wait_flag = stream_wait_flag, .stream_write_flag = stream_write_flag,
+    .reduce_push_async = reduce_push_async, .delay_async = delay_async,
     .ipc_get = ipc_get, .ipc_open = ipc_open, .ipc_close = ipc_close,
 };
 

@@ -15,6 +15,7 @@
 #include <nccl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -69,7 +70,12 @@ static int run_rank(int rank, int nranks, size_t count, ncclUniqueId id) {
   CK(cudaStreamCreate(&s));
   float *x;
   __nv_bfloat16 *y;
-  unsigned long long *bad, hbad = 0;
+  unsigned long long *bad, hbad_pageable = 0, *hbad_pinned = NULL;
+  /* HBAD=pinned reads the verdict into pinned memory instead of the stack. */
+  const char *hb = getenv("HBAD");
+  if (hb && strcmp(hb, "pinned") == 0) CK(cudaMallocHost(&hbad_pinned, sizeof *hbad_pinned));
+  unsigned long long &hbad = hbad_pinned ? *hbad_pinned : hbad_pageable;
+  hbad = 0;
   NK(ncclMemAlloc((void **)&x, count * sizeof *x));
   CK(cudaMalloc(&y, count * sizeof *y));
   CK(cudaMalloc(&bad, sizeof *bad));
@@ -82,8 +88,11 @@ static int run_rank(int rank, int nranks, size_t count, ncclUniqueId id) {
     NK(ncclAllReduce(x, x, count, ncclFloat32, ncclSum, comm, s));
     NK(ncclAllReduce(y, y, count, ncclBfloat16, ncclSum, comm, s));
     NK(ncclGroupEnd());
+    if (getenv("TRACE")) fprintf(stderr, "rank %d iter %d: collectives queued\n", rank, iter);
     check<<<64, 256, 0, s>>>(x, y, count, nranks, bad);
+    if (getenv("TRACE")) fprintf(stderr, "rank %d iter %d: check queued\n", rank, iter);
     CK(cudaMemcpyAsync(&hbad, bad, sizeof hbad, cudaMemcpyDeviceToHost, s));
+    if (getenv("TRACE")) fprintf(stderr, "rank %d iter %d: copy queued\n", rank, iter);
     CK(cudaStreamSynchronize(s));
     ncclResult_t async;
     NK(ncclCommGetAsyncError(comm, &async));

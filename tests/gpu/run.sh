@@ -47,7 +47,9 @@ step plugin_check 90 "$B/bin/plugin_check" "$B/lib/libhring_cuda.so" quick
 step copy_bw 60 "$B/bin/copy_bw" 256
 run=("$B/bin/hring-run")
 ar="$B/bin/all_reduce_perf"
-step perf_dev_np2 120 "${run[@]}" -n 2 "$ar" -b 8 -e 256M -f 4 --repetitions 3
+step ctx_bench 90 sh -c "$B/bin/ctx_bench procs 1 && $B/bin/ctx_bench procs 2 && $B/bin/ctx_bench inproc 2 && $B/bin/ctx_bench inproc 4"
+step perf_dev_np2 120 env HRING_DEBUG=INFO HRING_DEBUG_SUBSYS=COLL "${run[@]}" -n 2 "$ar" -b 8 -e 64M -f 8 --repetitions 3
+step perf_dev_np2_f32 60 "${run[@]}" -n 2 "$ar" -b 256M -e 256M --repetitions 3
 step nccl_prog_np2 60 "$B/bin/nccl_stream_test" 2
 export HRING_TEST_DEVICE=real
 step tests_device 240 "$B/bin/hring-tests" -t 0.5 device_ cuda_ nccl_shim
@@ -66,7 +68,7 @@ col() { # col FILE SIZE FIELD -> value of FIELD (6 time, 8 busbw) on the SIZE ro
 copy=$(awk '/^d2d_copy_GBps/ {print $2}' "$OUT/copy_bw.txt" 2>/dev/null)
 dev=$(awk '/^d2d_copy_GBps/ {$1=$2=$3=""; sub(/^ +/, ""); print}' "$OUT/copy_bw.txt" 2>/dev/null)
 big=268435456
-f32=$(col "$OUT/perf_dev_np2.txt" $big 8)
+f32=$(col "$OUT/perf_dev_np2_f32.txt" $big 8)
 bf16=$(col "$OUT/perf_dev_np2_bf16.txt" $big 8)
 lat=$(col "$OUT/perf_dev_np2.txt" 8 6)
 lat_h=$(col "$OUT/perf_dev_np2_hostfn.txt" 8 6)
@@ -86,6 +88,8 @@ h64=$(col "$OUT/perf_host_np2.txt" 67108864 8); h64n=$(col "$OUT/perf_host_np2_n
   fi
   ok=$(awk -v l="${lat:-1e9}" 'BEGIN {print (l + 0 < 30) ? "MET" : "MISSED"}')
   echo "np2 8 B device latency (us)   : ${lat:-?} (target < 30) $ok; with HRING_CUDA_WAIT=hostfn ${lat_h:-?}"
+  grep -h "per op" "$OUT/perf_dev_np2.txt" 2>/dev/null | sed 's/^.*hring INFO /proxy: /'
+  grep -h "us per" "$OUT/ctx_bench.txt" 2>/dev/null
   echo "host np2 8 B (us)             : ${h8:-?} (HRING_CUDA=0: ${h8n:-?})"
   echo "host np2 64 MiB busbw (GB/s)  : ${h64:-?} (HRING_CUDA=0: ${h64n:-?})"
   echo "failed steps                  : $fails"
