@@ -94,6 +94,7 @@ static void state_free(struct hring_dev_state *st) {
   hring__dev_ipc_close(st);
   hring__dev_stage_close(st);
   if (st->args) cu->host_free(st->args);
+  if (st->dargs) cu->mem_free(st->dargs);
   if (st->flags) cu->host_free(st->flags);
   pthread_cond_destroy(&st->cond);
   pthread_mutex_destroy(&st->lock);
@@ -104,7 +105,8 @@ static hring_result_t state_init(struct hring_dev_state *st) {
   const hring_cuda_api_t *cu = st->cu;
   size_t fbytes = (size_t)F_COUNT * HRING_DEV_FLAG_STRIDE * sizeof(uint32_t);
   if (cu->set_device(st->dev) != 0 || cu->host_alloc((void **)&st->flags, fbytes) != 0 ||
-      cu->host_alloc((void **)&st->args, sizeof(hring_cuda_push_t) * HRING_DEV_QUEUE) != 0)
+      cu->host_alloc((void **)&st->args, sizeof(hring_cuda_push_t) * HRING_DEV_QUEUE) != 0 ||
+      cu->mem_alloc((void **)&st->dargs, sizeof(hring_cuda_push_t) * HRING_DEV_QUEUE) != 0)
     return hring__dev_fail(st, "device state");
   memset(st->flags, 0, fbytes);
   memset(st->args, 0, sizeof(hring_cuda_push_t) * HRING_DEV_QUEUE);

@@ -81,7 +81,8 @@ struct hring_dev_state {
   uint32_t *flags;             /* pinned, F_COUNT lines */
   uint32_t issued, chunks;     /* last op seq, last staged chunk */
   void *last_stream;
-  hring_cuda_push_t *args;     /* pinned, one per queue slot */
+  hring_cuda_push_t *args;     /* pinned, one per queue slot: the proxy writes */
+  hring_cuda_push_t *dargs;    /* device copies, what the kernel reads */
   size_t stage_chunk;
   void *stage[2];              /* pinned staging buffers */
   hring_ipc_export_t exports[HRING_DEV_CACHE];

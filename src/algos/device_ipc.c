@@ -6,7 +6,8 @@
  * write of the data, where a ring does 2(n-1)/n steps of each).
  *
  * On the caller's stream, queued at the call:
- *   write READY=seq  -> wait GO>=seq -> push kernel -> write KDONE=seq -> wait DONE>=seq
+ *   write READY=seq -> wait GO>=seq -> copy the arguments to the device ->
+ *   push kernel -> write KDONE=seq -> wait DONE>=seq
  * The proxy, when READY arrives: exchanges with the peers a record (the
  * call, for agreement, and both buffers' IPC handles), maps the peers'
  * buffers (cached), writes the kernel's arguments, raises GO; when KDONE
@@ -128,10 +129,10 @@ void hring__dev_ipc_prepare(struct hring_dev_state *st, hring_dev_op_t *op) {
 }
 
 hring_result_t hring__dev_ipc_enqueue(struct hring_dev_state *st, hring_dev_op_t *op, void *s) {
-  const uint32_t seq = op->seq;
+  const uint32_t seq = op->seq, slot = seq % HRING_DEV_QUEUE;
   if (hring__dev_stream_write(st, s, F_READY, seq) || hring__dev_stream_wait(st, s, F_GO, seq) ||
-      st->cu->reduce_push_async(&st->args[seq % HRING_DEV_QUEUE], op->shard_cnt, op->a.type,
-                                op->a.op, s) ||
+      st->cu->memcpy_async(&st->dargs[slot], &st->args[slot], sizeof *st->args, s) ||
+      st->cu->reduce_push_async(&st->dargs[slot], op->shard_cnt, op->a.type, op->a.op, s) ||
       hring__dev_stream_write(st, s, F_KDONE, seq) || hring__dev_stream_wait(st, s, F_DONE, seq))
     return hring__dev_fail(st, "hring_allreduce: queueing the device work");
   return HRING_SUCCESS;

@@ -29,10 +29,12 @@
 #define HRING_CUDA_IPC_BYTES 64 /* cudaIpcMemHandle_t */
 #define HRING_CUDA_MAX_SRCS 16  /* inputs of one reduce launch */
 
-/* Arguments of reduce_push_async, in host_alloc memory that the kernel
- * reads when it runs (not when it is queued): the proxy fills them in after
- * the ranks have exchanged their buffers, while the stream waits.  Only
- * 64-bit fields, so the kernel can copy it word by word. */
+/* Arguments of reduce_push_async, in memory that the kernel reads when it
+ * runs (not when it is queued): the proxy fills them in after the ranks
+ * have exchanged their buffers, while the stream waits, and the stream
+ * copies them to device memory for the kernel (every block reads them;
+ * from host memory that many small reads cost milliseconds).  Only 64-bit
+ * fields, so the kernel can copy it word by word. */
 typedef struct {
   uint64_t count;  /* elements; 0: the kernel does nothing */
   uint64_t n;      /* sources, reduced in this order (2..HRING_CUDA_MAX_SRCS) */
@@ -94,7 +96,8 @@ typedef struct {
   /* The stream writes value to *flag (host_alloc memory) once the work
    * before it is done and visible; host_fn != 0 as in stream_wait_flag. */
   int (*stream_write_flag)(void *s, uint32_t *flag, uint32_t value, int host_fn);
-  /* A reduction whose arguments are read from *args when it runs: for i <
+  /* A reduction whose arguments (device or host_alloc memory) are read
+   * from *args when it runs: for i <
    * args->count, every dsts[d][i] = srcs[0][i] op ... op srcs[n-1][i] (the
    * semantics of reduce_async).  Each element is read from every source
    * before any destination is written, so a destination may be one of the

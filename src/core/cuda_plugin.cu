@@ -213,6 +213,17 @@ static int mem_range(const void *p, void **base, size_t *size, uint64_t *id) {
   CUdeviceptr b = 0, ptr = (CUdeviceptr)(uintptr_t)p;
   size_t sz = 0;
   unsigned long long buffer_id = 0;
+  /* The driver calls need a current context, which a thread that made no
+   * runtime call yet lacks (seen with ranks driven from fresh threads):
+   * one runtime call on the pointer's device binds it. */
+  ctx_current_fn cur = (ctx_current_fn)drv(DRV_CTX_CURRENT);
+  CUcontext c = NULL;
+  if (cur && cur(&c) == CUDA_SUCCESS && !c) {
+    cudaPointerAttributes a;
+    if (cudaPointerGetAttributes(&a, p) == cudaSuccess && a.type == cudaMemoryTypeDevice)
+      (void)cudaSetDevice(a.device);
+    (void)cudaGetLastError();
+  }
   CUresult r = range(&b, &sz, ptr);
   if (r != CUDA_SUCCESS) return fail_drv("cuMemGetAddressRange", r);
   r = attr(&buffer_id, CU_POINTER_ATTRIBUTE_BUFFER_ID, ptr);
