@@ -142,9 +142,16 @@ hring_result_t hring_comm_get_async_error(hring_comm_t comm,
 
 /* Allreduce of `count` elements: recvbuf[i] = op over ranks of sendbuf[i].
  * In place when sendbuf == recvbuf.  count may be 0 and need not divide by
- * the number of ranks.  Buffers are host memory; `stream` must be NULL
- * (host-synchronous: the result is in recvbuf when the call returns).
- * Every rank obtains bit-identical results. */
+ * the number of ranks.  Every rank obtains bit-identical results.
+ *
+ * Host buffers: the call is host-synchronous (the result is in recvbuf when
+ * it returns); a non-NULL `stream` (cudaStream_t) is waited for first.
+ * Device buffers (both on the same device, CUDA loaded at run time: see
+ * docs/gpu.md): the collective is queued on `stream` (NULL: the default
+ * stream) after the work already there, and the call returns without
+ * waiting; later work on the stream sees the result.  Errors found after
+ * the call are reported by hring_comm_get_async_error and make later calls
+ * fail.  Thread safety: one thread at a time per communicator. */
 hring_result_t hring_allreduce(const void *sendbuf, void *recvbuf, size_t count,
                                hring_datatype_t datatype, hring_redop_t op,
                                hring_comm_t comm, void *stream);

@@ -1,21 +1,11 @@
 /*
  * device.h - collectives on device (GPU) buffers, stream-ordered.
  *
- * The call enqueues and returns (as NCCL does): it records an event on the
- * caller's stream, hands the operation to the communicator's proxy thread,
- * and makes the stream wait for a host flag that the proxy raises when the
- * result is in place.  The proxy waits for the event (the inputs are
- * ready), runs the collective with copies and reduction kernels on its own
- * stream, and raises the flag.  docs/gpu.md gives the design and its costs.
- *
- * Paths, chosen the same way on every rank:
- *   - one node, CUDA IPC usable (agreed by a probe at the first call):
- *     up to HRING_CUDA_ONESHOT_MAX every rank copies its input into a
- *     scratch buffer that the others have mapped, and reduces all of them
- *     (one step); above, each rank reduces its shard of the peers' buffers
- *     (mapped by IPC handle, cached) and then gathers the others' shards;
- *   - otherwise the data is staged through pinned host buffers in chunks,
- *     device copies overlapping the host collective of the previous chunk.
+ * The call queues the whole collective on the caller's stream and returns
+ * (as NCCL does); the communicator's proxy thread coordinates the ranks on
+ * the host.  device_impl.h and docs/gpu.md give the design: one node with
+ * CUDA IPC reduces and pushes in one kernel (device_ipc.c); otherwise data
+ * is staged through pinned host buffers (device_stage.c).
  */
 #ifndef HRING_ALGOS_DEVICE_H
 #define HRING_ALGOS_DEVICE_H

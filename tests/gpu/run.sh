@@ -10,8 +10,9 @@
 #    op, odd counts, in/out of place, stream order before and after),
 #    staged and host-function variants, and the CPU suite's CUDA tests,
 # 3. an unchanged NCCL program on the drop-in (stream-ordered),
-# 4. device-to-device copy bandwidth, then all_reduce_perf on device
-#    buffers with 2 and 4 ranks, and on host buffers (regression check),
+# 4. device-to-device copy bandwidth, the cost of processes sharing the
+#    GPU (ctx_bench), then all_reduce_perf on device buffers with 2 and 4
+#    ranks, and on host buffers with and without CUDA (regression check),
 # 5. a summary against the targets of docs/gpu.md.
 set -u
 cd "$(dirname "$0")/../.."
@@ -58,8 +59,8 @@ step nccl_prog_np4 60 "$B/bin/nccl_stream_test" 4 262147
 step perf_dev_np2_bf16 60 "${run[@]}" -n 2 "$ar" -b 256M -e 256M -d bfloat16 --repetitions 3
 step perf_dev_np4 120 "${run[@]}" -n 4 "$ar" -b 8 -e 256M -f 8 --repetitions 3
 step perf_dev_np2_hostfn 60 env HRING_CUDA_WAIT=hostfn "${run[@]}" -n 2 "$ar" -b 8 -e 64K -f 8 --repetitions 3
-step perf_host_np2 60 "${run[@]}" -n 2 "$ar" --host -b 8 -e 64M -f 8 --repetitions 3
-step perf_host_np2_nocuda 60 env HRING_CUDA=0 "${run[@]}" -n 2 "$ar" -b 8 -e 64M -f 8 --repetitions 3
+step perf_host_np2 60 "${run[@]}" -n 2 "$ar" --host -b 8 -e 16M -f 8 --repetitions 3
+step perf_host_np2_nocuda 60 env HRING_CUDA=0 "${run[@]}" -n 2 "$ar" -b 8 -e 16M -f 8 --repetitions 3
 
 # Summary: busbw and time columns of the out-of-place group.
 col() { # col FILE SIZE FIELD -> value of FIELD (6 time, 8 busbw) on the SIZE row
@@ -73,7 +74,7 @@ bf16=$(col "$OUT/perf_dev_np2_bf16.txt" $big 8)
 lat=$(col "$OUT/perf_dev_np2.txt" 8 6)
 lat_h=$(col "$OUT/perf_dev_np2_hostfn.txt" 8 6)
 h8=$(col "$OUT/perf_host_np2.txt" 8 6); h8n=$(col "$OUT/perf_host_np2_nocuda.txt" 8 6)
-h64=$(col "$OUT/perf_host_np2.txt" 67108864 8); h64n=$(col "$OUT/perf_host_np2_nocuda.txt" 67108864 8)
+h16=$(col "$OUT/perf_host_np2.txt" 16777216 8); h16n=$(col "$OUT/perf_host_np2_nocuda.txt" 16777216 8)
 {
   echo "==================== summary ($(date -u +%F))"
   echo "device                        : ${dev:-?}"
@@ -91,7 +92,7 @@ h64=$(col "$OUT/perf_host_np2.txt" 67108864 8); h64n=$(col "$OUT/perf_host_np2_n
   grep -h "per op" "$OUT/perf_dev_np2.txt" 2>/dev/null | sed 's/^.*hring INFO /proxy: /'
   grep -h "us per" "$OUT/ctx_bench.txt" 2>/dev/null
   echo "host np2 8 B (us)             : ${h8:-?} (HRING_CUDA=0: ${h8n:-?})"
-  echo "host np2 64 MiB busbw (GB/s)  : ${h64:-?} (HRING_CUDA=0: ${h64n:-?})"
+  echo "host np2 16 MiB busbw (GB/s)  : ${h16:-?} (HRING_CUDA=0: ${h16n:-?})"
   echo "failed steps                  : $fails"
 } | tee -a "$LOG"
 [ $fails -eq 0 ]

@@ -3,8 +3,8 @@
  *
  * Without a GPU (CI) the ranks load the mock plugin (tests/cudamock), whose
  * device memory is shared host memory, so that the whole device path above
- * the plugin table runs: the proxy queue, the IPC probe and caches, one-shot,
- * reduce-scatter + gather, staging, agreement checks.  With
+ * the plugin table runs: the proxy queue, the IPC probe and caches, the
+ * reduce-and-push kernel's arguments, staging, agreement checks.  With
  * HRING_TEST_DEVICE=real (tests/gpu/run.sh) the same tests use the real
  * plugin on the GPU, every rank on device 0.
  */
@@ -144,8 +144,8 @@ done:
 
 static void run_matrix(int n, int all_types) {
   use_plugin();
-  /* 1 and 7: one-shot; 65543 and 300001: reduce-scatter + gather for most
-   * types (over 256 KiB). */
+  /* Shards smaller than a 64-byte group (some ranks get none), odd counts,
+   * and several staging chunks at 64 KiB. */
   static const size_t counts[] = {1, 7, 1001, 65543, 300001};
   dev_matrix_t m = {counts, 5, all_types};
   HREQUIRE(mp_run(n, matrix_body, &m) == 0, "device matrix on %d ranks failed", n);

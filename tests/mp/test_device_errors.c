@@ -119,6 +119,6 @@ HTEST(device_counts_disagree, 60) {
   use_mock();
   setenv("HRING_TIMEOUT_MS", "5000", 1);
   size_t small = 10, large = 100000;
-  HREQUIRE(mp_run(2, disagree_body, &small) == 0, "one-shot size");
-  HREQUIRE(mp_run(3, disagree_body, &large) == 0, "reduce-scatter size");
+  HREQUIRE(mp_run(2, disagree_body, &small) == 0, "small count");
+  HREQUIRE(mp_run(3, disagree_body, &large) == 0, "large count");
 }
