@@ -111,7 +111,7 @@ hring_result_t hring__allreduce_run(struct hring_comm *comm, const hring_coll_ar
   hring_coll_args_t a = *a0;
   size_t bytes = a.count * a.esize;
   a.nt = comm->nt_min > 0 && bytes >= (size_t)comm->nt_min;
-  comm->seq++;
+  hring__coll_begin(comm, HRING_COLL_ALLREDUCE, ++comm->seq, a.count, a.type, a.op, -1);
   switch (choose(comm, bytes)) {
     case HRING_ALGO_ALLPAIRS: return hring__allreduce_allpairs(comm, &a);
     case HRING_ALGO_DIRECT: return hring__allreduce_direct(comm, &a, ring_chunk(comm, bytes));

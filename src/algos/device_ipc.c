@@ -65,6 +65,7 @@ hring_result_t hring__dev_ipc_probe(struct hring_dev_state *st) {
     me.ok = 1;
   else if (want)
     HRING_INFO(HRING_SUB_COLL, "rank %d: no IPC export: %s", comm->rank, st->cu->last_error());
+  hring__coll_begin(comm, HRING_COLL_PROBE, 0, 0, 0, 0, -1);
   probe_rec_t *recs = calloc((size_t)n, sizeof *recs);
   int *oks = calloc((size_t)n, sizeof *oks);
   hring_result_t r = !recs || !oks ? hring__err(HRING_ERR_NO_MEMORY, "device probe")
@@ -221,6 +222,7 @@ hring_result_t hring__dev_ipc_run(struct hring_dev_state *st, const hring_dev_op
                    (int32_t)getpid(), op->export_ok, {op->buf[0], op->buf[1]}};
   call_rec_t *recs = calloc((size_t)n, sizeof *recs);
   if (!recs) return hring__err(HRING_ERR_NO_MEMORY, "device allreduce");
+  hring__coll_begin(comm, HRING_COLL_DEVICE, op->seq, op->a.count, op->a.type, op->a.op, -1);
   hring_result_t r = hring__exchange_small(comm, &me, recs, sizeof me);
   if (r == HRING_SUCCESS) r = check_calls(st, recs);
   if (r == HRING_SUCCESS) r = fill_args(st, op, recs);

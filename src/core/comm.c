@@ -77,9 +77,16 @@ hring_result_t hring__comm_check(struct hring_comm *comm, const char *what) {
 
 void hring__comm_fail(struct hring_comm *comm, hring_result_t code) {
   int expect = 0;
+  /* A peer's failure notice may come from a rank that saw a death first:
+   * name the dead rank when there is one (its error becomes the last). */
+  if (code == HRING_ERR_REMOTE && comm->ready) (void)hring__transports_find_death(comm);
   if (atomic_compare_exchange_strong(&comm->failing, &expect, 1)) {
     snprintf(comm->async_msg, sizeof comm->async_msg, "%s", hring_last_error());
     atomic_store(&comm->async_error, code);
+    /* Ranks waiting on other ranks learn it now, not at their timeout. */
+    char why[192];
+    snprintf(why, sizeof why, "rank %d: %.170s", comm->rank, comm->async_msg);
+    hring__transports_notify(comm, HRING_PEER_FAILED, code, why);
   }
 }
 
@@ -105,6 +112,13 @@ static void node_identity(char *out, size_t len) {
 static void comm_free(struct hring_comm *c, int drain) {
   if (!c) return;
   hring__dev_close(c, drain);
+  /* Peers tell a rank that left from one that died (wire.h). */
+  if (drain && atomic_load(&c->async_error) == HRING_SUCCESS)
+    hring__transports_notify(c, HRING_PEER_LEFT, HRING_SUCCESS, "left");
+  else
+    hring__transports_notify(c, HRING_PEER_FAILED,
+                             atomic_load(&c->aborted) ? HRING_ERR_INVALID_USAGE : atomic_load(&c->async_error),
+                             atomic_load(&c->aborted) ? "communicator aborted" : c->async_msg);
   hring__transports_close(c);
   if (c->bs) hring__bootstrap_close(c->bs);
   free(c->conns);
@@ -180,6 +194,7 @@ static hring_result_t comm_create(struct hring_comm **out, int nranks, const hri
   c->spin_ns = c->oversubscribed ? 0 : hring__cfg_int(HRING_CFG_SPIN_US) * 1000;
   HRING_CHECK_GOTO(hring__transports_setup(c), r, fail);
   HRING_CHECK_GOTO(hring__algo_comm_init(c), r, fail);
+  c->ready = 1;
   hring__bootstrap_close(c->bs);
   c->bs = NULL;
   if (reg_add(c) != 0) {

@@ -12,6 +12,7 @@
 
 #include "hring.h"
 #include "transport/transport.h"
+#include "transport/wire.h"
 
 #define HRING_SECRET_BYTES 16
 #define HRING_NODE_ID_MAX 96
@@ -57,6 +58,9 @@ struct hring_comm {
   size_t min_slot;             /* largest message every connection carries */
 
   uint64_t seq;                /* collectives issued so far */
+  hring_wire_hdr_t coll;       /* the collective running now, sent with every message */
+  uint64_t health_ns;          /* last check of every peer (transports_health) */
+  int ready;                   /* set up: peers' health is checked while waiting */
   atomic_int aborted;          /* set by hring_comm_abort from any thread */
   atomic_int in_call;          /* a collective is running */
   /* Sticky failure: written once (the first failing thread wins `failing`,
@@ -79,7 +83,17 @@ static inline void *hring__comm_blob(struct hring_comm *comm, int rank, int t) {
  * without being dereferenced: live communicators are kept in a registry). */
 hring_result_t hring__comm_check(struct hring_comm *comm, const char *what);
 
-/* Marks the communicator failed (sticky) with the current last error. */
+/* Marks the communicator failed (sticky) with the current last error, and
+ * tells every peer (transport notices), so that ranks waiting on other
+ * ranks fail at once instead of at their timeout. */
 void hring__comm_fail(struct hring_comm *comm, hring_result_t code);
+
+/* Starts a collective: every message sent until the next one carries it,
+ * and every message received must carry the same (wire.h). */
+static inline void hring__coll_begin(struct hring_comm *comm, uint32_t kind, uint64_t seq,
+                                     uint64_t count, int type, int op, int root) {
+  comm->coll = (hring_wire_hdr_t){HRING_WIRE_MAGIC, HRING_WIRE_VERSION, kind, (uint32_t)type,
+                                  (uint32_t)op, root, comm->comm_id, seq, count};
+}
 
 #endif

@@ -6,6 +6,7 @@
 
 #include "core/comm.h"
 #include "core/error.h"
+#include "transport/transport.h"
 
 /* After this long of yielding without progress, sleep instead: a rank that
  * waits for a slow peer (or a dead one, until the deadline) must not burn a
@@ -49,6 +50,9 @@ hring_result_t hring__waiter_pause(hring_waiter_t *w, const char *what, int peer
                         "HRING_TIMEOUT_MS sets the limit",
                         comm->rank, (long long)comm->timeout_ms, what, peer, host);
     }
+    /* Whatever this rank waits for, a peer that failed or died anywhere
+     * ends the wait (every ~100 ms, transports_health). */
+    if (comm->ready) HRING_CHECK(hring__transports_health(comm));
   }
   uint64_t waited = now - w->start_ns;
   if (!comm->oversubscribed && waited < (uint64_t)comm->spin_ns) {

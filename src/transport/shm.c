@@ -29,6 +29,7 @@
 #include "core/log.h"
 #include "core/wait.h"
 #include "transport/transport.h"
+#include "transport/wire.h"
 
 #define SHM_MAX_SLOTS 64
 #define SHM_LIVENESS_NS 100000000ull /* check that a silent peer still lives every 100 ms */
@@ -37,7 +38,13 @@ typedef struct {
   _Alignas(64) atomic_uint_fast64_t head;
   _Alignas(64) atomic_uint_fast64_t tail;
   _Alignas(64) uint64_t len[SHM_MAX_SLOTS];
+  hring_wire_hdr_t hdr[SHM_MAX_SLOTS]; /* the collective of each message */
+  /* The sender's notice (wire.h): it left, or failed and why. */
+  _Alignas(64) atomic_int state;
+  int32_t code;
+  char why[192];
   /* slots follow, 64-byte aligned */
+  _Alignas(64) char slots[];
 } shm_fifo_t;
 
 typedef struct {
@@ -220,6 +227,7 @@ static hring_result_t shm_send_get(hring_conn_t *c, void **buf) {
 static hring_result_t shm_send_post(hring_conn_t *c, size_t len) {
   shm_conn_t *sc = c->priv;
   sc->tx->len[sc->tx_head % sc->tx_nslots] = len;
+  sc->tx->hdr[sc->tx_head % sc->tx_nslots] = c->comm->coll;
   sc->tx_head++;
   atomic_store_explicit(&sc->tx->head, sc->tx_head, memory_order_release);
   return HRING_SUCCESS;
@@ -236,6 +244,8 @@ static hring_result_t shm_recv_get(hring_conn_t *c, void **buf, size_t *len) {
   if (n > sc->rx_slot_size)
     return hring__err(HRING_ERR_REMOTE, "shm: rank %d wrote a message of %llu bytes into a slot "
                       "of %u", c->peer, (unsigned long long)n, sc->rx_slot_size);
+  HRING_CHECK(hring__wire_check(&sc->rx->hdr[i], &c->comm->coll, c->comm->rank, c->peer,
+                                c->comm->peers[c->peer].host));
   *buf = sc->rx_slots + (size_t)i * sc->rx_slot_size;
   *len = (size_t)n;
   return HRING_SUCCESS;
@@ -246,6 +256,14 @@ static hring_result_t shm_recv_release(hring_conn_t *c) {
   sc->rx_tail++;
   atomic_store_explicit(&sc->rx->tail, sc->rx_tail, memory_order_release);
   return HRING_SUCCESS;
+}
+
+static hring_result_t peer_failed(hring_conn_t *c, const shm_fifo_t *rx) {
+  char why[sizeof rx->why];
+  memcpy(why, rx->why, sizeof why);
+  why[sizeof why - 1] = '\0';
+  return hring__err(HRING_ERR_REMOTE, "rank %d (%s) failed: %s", c->peer,
+                    c->comm->peers[c->peer].host, why);
 }
 
 /* A process that exited but was not reaped yet still answers kill(pid, 0). */
@@ -267,10 +285,34 @@ static hring_result_t shm_progress(hring_conn_t *c) {
   uint64_t now = hring__now_ns();
   if (now - sc->last_check_ns < SHM_LIVENESS_NS) return HRING_SUCCESS;
   sc->last_check_ns = now;
+  int st = atomic_load_explicit(&sc->rx->state, memory_order_acquire);
+  if (st == HRING_PEER_FAILED) return peer_failed(c, sc->rx);
+  if (st != HRING_PEER_LEFT && process_dead(sc->pid))
+    return hring__err(HRING_ERR_REMOTE, "rank %d (pid %d on %s) died", c->peer, (int)sc->pid,
+                      c->comm->peers[c->peer].host);
+  return HRING_SUCCESS;
+}
+
+/* A notice first; then a peer that died without leaving. */
+static hring_result_t shm_health(hring_conn_t *c, int deaths_only) {
+  shm_conn_t *sc = c->priv;
+  int st = atomic_load_explicit(&sc->rx->state, memory_order_acquire);
+  if (st == HRING_PEER_LEFT) return HRING_SUCCESS;
+  if (st == HRING_PEER_FAILED) return deaths_only ? HRING_SUCCESS : peer_failed(c, sc->rx);
   if (process_dead(sc->pid))
     return hring__err(HRING_ERR_REMOTE, "rank %d (pid %d on %s) died", c->peer, (int)sc->pid,
                       c->comm->peers[c->peer].host);
   return HRING_SUCCESS;
+}
+
+static void shm_notify(hring_conn_t *c, int state, hring_result_t code, const char *why) {
+  shm_conn_t *sc = c->priv;
+  if (!sc || !sc->tx) return;
+  /* A failure is never turned back into a plain leave. */
+  if (atomic_load_explicit(&sc->tx->state, memory_order_acquire) == HRING_PEER_FAILED) return;
+  sc->tx->code = (int32_t)code;
+  snprintf(sc->tx->why, sizeof sc->tx->why, "%s", why ? why : "");
+  atomic_store_explicit(&sc->tx->state, state, memory_order_release);
 }
 
 static hring_result_t shm_flush(hring_conn_t *c) {
@@ -291,6 +333,8 @@ const hring_transport_ops_t hring__shm_ops = {
     .recv_release = shm_recv_release,
     .progress = shm_progress,
     .flush = shm_flush,
+    .health = shm_health,
+    .notify = shm_notify,
     .mem_reg = hring__transport_unsupported_reg,
     .mem_dereg = hring__transport_unsupported_dereg,
 };

@@ -17,6 +17,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/wait.h"
 
 static const hring_transport_ops_t *const transports[HRING_NUM_TRANSPORTS] = {
     [HRING_TRANSPORT_SHM] = &hring__shm_ops,
@@ -124,4 +125,31 @@ out:
 
 void hring__transports_close(struct hring_comm *comm) {
   for (int t = 0; t < HRING_NUM_TRANSPORTS; t++) transports[t]->comm_close(comm);
+}
+
+hring_result_t hring__transports_health(struct hring_comm *comm) {
+  if (!comm->conns) return HRING_SUCCESS;
+  uint64_t now = hring__now_ns();
+  if (now - comm->health_ns < 100000000ull) return HRING_SUCCESS;
+  comm->health_ns = now;
+  /* Deaths first: a rank that saw a peer die reports that rank, not the
+   * failure notice of another rank that saw it first. */
+  for (int pass = 1; pass >= 0; pass--)
+    for (int p = 0; p < comm->nranks; p++)
+      if (comm->conns[p]) HRING_CHECK(comm->conns[p]->ops->health(comm->conns[p], pass));
+  return HRING_SUCCESS;
+}
+
+hring_result_t hring__transports_find_death(struct hring_comm *comm) {
+  if (!comm->conns) return HRING_SUCCESS;
+  for (int p = 0; p < comm->nranks; p++)
+    if (comm->conns[p]) HRING_CHECK(comm->conns[p]->ops->health(comm->conns[p], 1));
+  return HRING_SUCCESS;
+}
+
+void hring__transports_notify(struct hring_comm *comm, int state, hring_result_t code,
+                              const char *why) {
+  if (!comm->conns) return;
+  for (int p = 0; p < comm->nranks; p++)
+    if (comm->conns[p]) comm->conns[p]->ops->notify(comm->conns[p], state, code, why);
 }

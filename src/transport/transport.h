@@ -73,6 +73,16 @@ typedef struct hring_transport_ops {
    * this, so no data waits in a local queue while the caller computes. */
   hring_result_t (*flush)(hring_conn_t *c);
 
+  /* Whether the peer is still in the job: HRING_SUCCESS, or an error when
+   * it died without leaving, or (unless deaths_only) failed and said so.
+   * Called for every connection every ~100 ms while a rank waits, whatever
+   * it waits for. */
+  hring_result_t (*health)(hring_conn_t *c, int deaths_only);
+  /* Tells the peer this rank leaves (HRING_PEER_LEFT, at destroy) or failed
+   * (HRING_PEER_FAILED, with the error code and text); best effort, never
+   * blocks. */
+  void (*notify)(hring_conn_t *c, int state, hring_result_t code, const char *why);
+
   hring_result_t (*mem_reg)(struct hring_comm *comm, void *buf, size_t len, void **handle);
   hring_result_t (*mem_dereg)(struct hring_comm *comm, void *handle);
 } hring_transport_ops_t;
@@ -119,5 +129,14 @@ hring_result_t hring__transport_unsupported_dereg(struct hring_comm *comm, void 
  * the teardown. */
 hring_result_t hring__transports_setup(struct hring_comm *comm);
 void hring__transports_close(struct hring_comm *comm);
+
+/* The health of every peer (transport health), at most every 100 ms. */
+hring_result_t hring__transports_health(struct hring_comm *comm);
+/* Whether some peer died (now, not rate-limited): a failure that surfaced
+ * as another rank's notice is then reported as the death that caused it. */
+hring_result_t hring__transports_find_death(struct hring_comm *comm);
+/* A notice to every peer (transport notify). */
+void hring__transports_notify(struct hring_comm *comm, int state, hring_result_t code,
+                              const char *why);
 
 #endif

@@ -135,34 +135,4 @@ HTEST(errors_timeout_tcp, 30) {
   HREQUIRE(mp_run(2, timeout_body, NULL) == 0, "a rank failed");
 }
 
-/* The last rank exits without a word: the others get a remote error naming
- * it, well before the (long) timeout. */
-static void dead_peer_body(hring_comm_t comm, int rank, int n, void *arg) {
-  (void)arg;
-  float x[100000];
-  memset(x, 0, sizeof x);
-  if (rank == n - 1) _exit(0);
-  double t0 = now_s();
-  hring_result_t r = HRING_SUCCESS;
-  for (int i = 0; i < 3 && r == HRING_SUCCESS; i++)
-    r = hring_allreduce(x, x, 100000, HRING_FLOAT32, HRING_SUM, comm, NULL);
-  double dt = now_s() - t0;
-  HCHECK(r == HRING_ERR_REMOTE || r == HRING_ERR_INVALID_USAGE, "rank %d: got %s: %s", rank,
-         hring_strerror(r), hring_last_error());
-  HCHECK(dt < 5.0, "rank %d: detection took %.2f s", rank, dt);
-}
-
-HTEST(errors_dead_peer_shm, 30) {
-  setenv("HRING_TRANSPORTS", "shm", 1);
-  setenv("HRING_TIMEOUT_MS", "60000", 1);
-  /* With 3 ranks both survivors are ring neighbours of the dead one.
-   * Telling ranks further away is the reliability work's (error
-   * propagation); until then they stop at HRING_TIMEOUT_MS. */
-  HREQUIRE(mp_run(3, dead_peer_body, NULL) == 0, "a surviving rank failed");
-}
-
-HTEST(errors_dead_peer_tcp, 30) {
-  setenv("HRING_TRANSPORTS", "tcp", 1);
-  setenv("HRING_TIMEOUT_MS", "60000", 1);
-  HREQUIRE(mp_run(3, dead_peer_body, NULL) == 0, "a surviving rank failed");
-}
+/* A rank that dies: tests/mp/test_reliability.c (peer_death_*). */
