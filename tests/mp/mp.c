@@ -1,7 +1,10 @@
 /* mp.c - forked multi-rank test bodies (see mp.h). */
 #include "mp.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
+#include <sched.h>
 #include <signal.h>
 #include <limits.h>
 #include <stdio.h>
@@ -9,6 +12,32 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* MP_NETNS=PREFIX:K: process `index` joins the network namespace
+ * PREFIX<index % K> (tests/netns/cluster.sh made them), as if on another
+ * host.  Returns 0, or -1 with a message. */
+static int enter_netns(int index) {
+  const char *v = getenv("MP_NETNS");
+  if (!v || !*v) return 0;
+  char prefix[64];
+  int k = 0;
+  const char *colon = strchr(v, ':');
+  if (!colon || (size_t)(colon - v) >= sizeof prefix || (k = atoi(colon + 1)) <= 0) {
+    fprintf(stderr, "  MP_NETNS=%s: expected PREFIX:K\n", v);
+    return -1;
+  }
+  snprintf(prefix, sizeof prefix, "%.*s", (int)(colon - v), v);
+  char path[128];
+  snprintf(path, sizeof path, "/var/run/netns/%s%d", prefix, index % k);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+    fprintf(stderr, "  cannot enter %s: %s\n", path, strerror(errno));
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  close(fd);
+  return 0;
+}
 
 /* The bootstrap root is a thread; forking ranks from a process that runs
  * threads can hand a child a lock held at the fork (seen with ASan's
@@ -23,6 +52,7 @@ static pid_t start_root(hring_unique_id_t *id) {
   if (pid < 0) return -1;
   if (pid == 0) {
     close(fds[0]);
+    if (enter_netns(0) != 0) _exit(1);
     hring_result_t r = hring_get_unique_id(id);
     if (r != HRING_SUCCESS) {
       fprintf(stderr, "  hring_get_unique_id: %s: %s\n", hring_strerror(r), hring_last_error());
@@ -58,6 +88,7 @@ int mp_run(int nranks, mp_body_fn body, void *arg) {
     }
     if (pids[rank] == 0) {
       hring_comm_t comm;
+      if (enter_netns(rank) != 0) _exit(1);
       /* MP_NODES=k splits the ranks into k emulated nodes (rank % k). */
       const char *nodes = getenv("MP_NODES");
       if (nodes && atoi(nodes) > 0) {

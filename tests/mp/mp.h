@@ -5,7 +5,9 @@
  * hring_get_unique_id) and every rank creates its communicator with
  * hring_comm_init_rank, runs body, and exits 0 when the body recorded no
  * failure.  With MP_NODES=k in the environment rank r runs as if on node
- * r % k (HRING_NODE_ID), so that ranks of one machine talk over tcp.
+ * r % k (HRING_NODE_ID), so that ranks of one machine talk over tcp; with
+ * MP_NETNS=PREFIX:k it also joins the network namespace PREFIX<r % k>
+ * (the bootstrap root joins PREFIX0): emulated hosts, tests/netns/.
  * Ranks that hang are killed by the harness's per-test timeout.
  */
 #ifndef HRING_TEST_MP_H

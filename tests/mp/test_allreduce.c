@@ -8,16 +8,11 @@
 #include <string.h>
 
 #include "mp.h"
+#include "bodies.h"
 #include "values.h"
 
-typedef struct {
-  const size_t *counts;
-  int ncounts;
-  int all_ops; /* every op, else sum only */
-} matrix_t;
-
-static void matrix_body(hring_comm_t comm, int rank, int n, void *arg) {
-  const matrix_t *m = arg;
+void mp_allreduce_matrix(hring_comm_t comm, int rank, int n, void *arg) {
+  const mp_matrix_t *m = arg;
   size_t maxc = 0;
   for (int k = 0; k < m->ncounts; k++)
     if (m->counts[k] > maxc) maxc = m->counts[k];
@@ -65,12 +60,12 @@ done:
 static void run_matrix(const char *transport, int n, int big) {
   if (transport) setenv("HRING_TRANSPORTS", transport, 1);
   size_t counts[6] = {0, 1, (size_t)(n > 1 ? n - 1 : 2), 1001, 65536 + 7, (1u << 20) + 3};
-  matrix_t small = {counts, 5, 1};
-  HREQUIRE(mp_run(n, matrix_body, &small) == 0, "%s n=%d: a rank failed", transport, n);
+  mp_matrix_t small = {counts, 5, 1};
+  HREQUIRE(mp_run(n, mp_allreduce_matrix, &small) == 0, "%s n=%d: a rank failed", transport, n);
   if (big) {
     size_t bigc[1] = {(1u << 20) + 3};
-    matrix_t m = {bigc, 1, 0};
-    HREQUIRE(mp_run(n, matrix_body, &m) == 0, "%s n=%d (1M+3): a rank failed", transport, n);
+    mp_matrix_t m = {bigc, 1, 0};
+    HREQUIRE(mp_run(n, mp_allreduce_matrix, &m) == 0, "%s n=%d (1M+3): a rank failed", transport, n);
   }
 }
 
@@ -97,8 +92,8 @@ MATRIX_TEST(tcp, 8, 1, 120)
 /* Each algorithm forced, across the sizes where both apply. */
 static void forced_body(hring_comm_t comm, int rank, int n, void *arg) {
   size_t counts[] = {1, 7, 100, 1000};
-  matrix_t m = {counts, 4, 1};
-  matrix_body(comm, rank, n, &m);
+  mp_matrix_t m = {counts, 4, 1};
+  mp_allreduce_matrix(comm, rank, n, &m);
   (void)arg;
 }
 
@@ -118,17 +113,17 @@ HTEST(allreduce_small_slots_pipeline, 60) {
   setenv("HRING_SHM_SLOTS", "2", 1);
   setenv("HRING_TRANSPORTS", "shm", 1);
   size_t counts[] = {100003};
-  matrix_t m = {counts, 1, 1};
-  HREQUIRE(mp_run(4, matrix_body, &m) == 0, "small slots failed");
+  mp_matrix_t m = {counts, 1, 1};
+  HREQUIRE(mp_run(4, mp_allreduce_matrix, &m) == 0, "small slots failed");
 }
 
 HTEST(allreduce_forced_direct, 90) {
   setenv("HRING_ALGO", "direct", 1);
   size_t counts[] = {0, 1, 5, 1001, 65536 + 7};
-  matrix_t m = {counts, 5, 1};
-  HREQUIRE(mp_run(4, matrix_body, &m) == 0, "forced direct failed");
+  mp_matrix_t m = {counts, 5, 1};
+  HREQUIRE(mp_run(4, mp_allreduce_matrix, &m) == 0, "forced direct failed");
   setenv("HRING_TRANSPORTS", "tcp", 1);
-  HREQUIRE(mp_run(3, matrix_body, &m) == 0, "forced direct over tcp failed");
+  HREQUIRE(mp_run(3, mp_allreduce_matrix, &m) == 0, "forced direct over tcp failed");
 }
 
 HTEST(allreduce_forced_exchange_shm, 60) {
@@ -136,6 +131,6 @@ HTEST(allreduce_forced_exchange_shm, 60) {
   setenv("HRING_TRANSPORTS", "shm", 1);
   setenv("HRING_SHM_SLOT_SIZE", "4K", 1); /* many chunks, a full FIFO */
   size_t counts[] = {0, 1, 1001, 65536 + 7};
-  matrix_t m = {counts, 4, 1};
-  HREQUIRE(mp_run(2, matrix_body, &m) == 0, "forced exchange failed");
+  mp_matrix_t m = {counts, 4, 1};
+  HREQUIRE(mp_run(2, mp_allreduce_matrix, &m) == 0, "forced exchange failed");
 }

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bodies.h"
 #include "mp.h"
 
 static double now_s(void) {
@@ -64,8 +65,8 @@ static void death_body(hring_comm_t comm, int rank, int n, void *arg) {
   free(x);
 }
 
-static void run_death(const char *transport, int n) {
-  setenv("HRING_TRANSPORTS", transport, 1);
+void mp_run_death(const char *transport, int n) {
+  if (transport) setenv("HRING_TRANSPORTS", transport, 1);
   setenv("HRING_TIMEOUT_MS", "60000", 1); /* detection must not be the timeout */
   death_t *d = mmap(NULL, sizeof *d, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   HREQUIRE(d != MAP_FAILED, "mmap");
@@ -75,17 +76,18 @@ static void run_death(const char *transport, int n) {
   int failed = mp_run(n, death_body, d);
   /* The victim itself "fails" (killed); every survivor must pass. */
   HREQUIRE(failed == 1, "%s n=%d: %d ranks failed (only the killed one may)", transport, n, failed);
-  printf("  %s, %d ranks: rank %d killed; every survivor reported it within %.0f ms\n", transport, n,
+  printf("  %s, %d ranks: rank %d killed; every survivor reported it within %.0f ms\n",
+         transport ? transport : "shm+tcp", n,
          d->victim, d->detect_max * 1e3);
   munmap(d, sizeof *d);
 }
 
-HTEST(peer_death_shm_np2, 60) { run_death("shm", 2); }
-HTEST(peer_death_shm_np4, 60) { run_death("shm", 4); }
-HTEST(peer_death_shm_np8, 90) { run_death("shm", 8); }
-HTEST(peer_death_tcp_np2, 60) { run_death("tcp", 2); }
-HTEST(peer_death_tcp_np4, 60) { run_death("tcp", 4); }
-HTEST(peer_death_tcp_np8, 90) { run_death("tcp", 8); }
+HTEST(peer_death_shm_np2, 60) { mp_run_death("shm", 2); }
+HTEST(peer_death_shm_np4, 60) { mp_run_death("shm", 4); }
+HTEST(peer_death_shm_np8, 90) { mp_run_death("shm", 8); }
+HTEST(peer_death_tcp_np2, 60) { mp_run_death("tcp", 2); }
+HTEST(peer_death_tcp_np4, 60) { mp_run_death("tcp", 4); }
+HTEST(peer_death_tcp_np8, 90) { mp_run_death("tcp", 8); }
 
 /* Rank 2 of 4 passes another count, op or type: every rank gets an error
  * (a disagreement, told to all), none returns success, nobody hangs. */
