@@ -148,3 +148,51 @@ readme: $(BUILD)/bin/hring-info
 	   /<!-- config-table/ {while ((getline l < f) > 0) print l; skip=1}' README.md > $(BUILD)/README.md
 	mv $(BUILD)/README.md README.md
 .PHONY: readme
+
+# ---- fuzzing (tests/fuzz/) ---- begin ---------------------------------------
+# `make fuzz` builds every tests/fuzz/fuzz_<name>.c that has a seed corpus
+# tests/fuzz/corpus/<name>/ into $(BUILD)/fuzz/fuzz_<name> with clang's
+# libFuzzer, ASan and UBSan (the library is compiled again for it, into
+# $(BUILD)/fuzz/obj/), and the seed generators tests/fuzz/gen_*.c.  Without
+# a clang that can link -fsanitize=fuzzer it says so and builds nothing.
+# `bash tests/fuzz/run.sh [seconds]` builds and runs them.
+FUZZ_CC    ?= clang
+FUZZ_SAN   ?= -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS = -std=c11 -O1 -g -Wall -Wextra -pthread $(FUZZ_SAN)
+fuzz_name   = $(patsubst tests/fuzz/fuzz_%.c,%,$(1))
+FUZZ_NAMES := $(foreach f,$(sort $(wildcard tests/fuzz/fuzz_*.c)),\
+                $(if $(wildcard tests/fuzz/corpus/$(call fuzz_name,$(f))/.),$(call fuzz_name,$(f))))
+FUZZ_BINS  := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES))
+FUZZ_GENS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(sort $(wildcard tests/fuzz/gen_*.c)))
+FUZZ_LIB_OBJS := $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(LIB_SRCS))
+# Recursive (=): probed only when `make fuzz` runs, not on every make.
+FUZZ_OK = $(shell printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' \
+            | $(FUZZ_CC) -x c -fsanitize=fuzzer $(FUZZ_SAN) -o /dev/null - >/dev/null 2>&1 && echo yes)
+
+fuzz:
+	@if [ "$(FUZZ_OK)" = yes ]; then \
+	  $(MAKE) --no-print-directory fuzz-build; \
+	else \
+	  echo "make fuzz: SKIPPED: '$(FUZZ_CC) -fsanitize=fuzzer' does not link (need clang with" \
+	       "libFuzzer; on Debian: apt-get install clang libclang-rt-14-dev)"; \
+	fi
+
+fuzz-build: $(FUZZ_BINS) $(FUZZ_GENS)
+	@echo "make fuzz: built $(FUZZ_BINS)"
+
+$(BUILD)/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS_ALL) -Itests/fuzz $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(BUILD)/fuzz/libhring.a: $(FUZZ_LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/fuzz/obj/tests/fuzz/fuzz_%.o $(BUILD)/fuzz/libhring.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/fuzz/gen_%: $(BUILD)/fuzz/obj/tests/fuzz/gen_%.o $(BUILD)/fuzz/libhring.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -o $@ $^ $(LDLIBS_ALL)
+
+.PHONY: fuzz fuzz-build
+-include $(shell find $(BUILD)/fuzz/obj -name '*.d' 2>/dev/null)
+# ---- fuzzing (tests/fuzz/) ---- end -----------------------------------------

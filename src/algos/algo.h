@@ -75,9 +75,23 @@ hring_result_t hring__allreduce_exchange2(struct hring_comm *comm, const hring_c
 hring_result_t hring__allreduce_direct(struct hring_comm *comm, const hring_coll_args_t *a,
                                        size_t chunk_bytes);
 
-/* Algorithms by number (comm->algo_forced; HRING_ALGO names them). */
+/* Latency algorithms (latency.h) and the hierarchical ring (hier.h). */
+hring_result_t hring__allreduce_rdouble(struct hring_comm *comm, const hring_coll_args_t *a);
+hring_result_t hring__allreduce_rabenseifner(struct hring_comm *comm, const hring_coll_args_t *a,
+                                             size_t chunk_bytes);
+hring_result_t hring__allreduce_tree(struct hring_comm *comm, const hring_coll_args_t *a,
+                                     size_t chunk_bytes);
+hring_result_t hring__allreduce_hier(struct hring_comm *comm, const hring_coll_args_t *a,
+                                     size_t chunk_bytes);
+hring_result_t hring__allreduce_hier2d(struct hring_comm *comm, const hring_coll_args_t *a,
+                                       size_t chunk_bytes);
+
+/* Algorithms by number (comm->algo_forced; HRING_ALGO names them, in
+ * hring__algo_names order). */
 enum { HRING_ALGO_AUTO = 0, HRING_ALGO_RING = 1, HRING_ALGO_ALLPAIRS = 2, HRING_ALGO_DIRECT = 3,
-       HRING_ALGO_EXCHANGE = 4 };
+       HRING_ALGO_EXCHANGE = 4, HRING_ALGO_RDOUBLE = 5, HRING_ALGO_RABENSEIFNER = 6,
+       HRING_ALGO_TREE = 7, HRING_ALGO_HIER = 8, HRING_ALGO_HIER2D = 9, HRING_ALGO_COUNT = 10 };
+extern const char *const hring__algo_names[HRING_ALGO_COUNT];
 
 /* Reads the tuning variables into comm and caches the smallest slot; called
  * once the connections exist. */

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "algos/algo.h"
+#include "algos/coll.h"
 #include "algos/device.h"
 #include "algos/reduce.h"
 #include "core/config.h"
@@ -18,6 +19,10 @@
 #define ALLPAIRS_MAX_BYTES 4096 /* allpairs.c keeps a local copy this large */
 #define DIRECT_MAX_BYTES (256 * 1024)
 
+const char *const hring__algo_names[HRING_ALGO_COUNT] = {
+    "auto", "ring", "allpairs", "direct", "exchange", "rdouble", "rabenseifner", "tree", "hier",
+    "hier2d"};
+
 hring_result_t hring__algo_comm_init(struct hring_comm *comm) {
   size_t m = SIZE_MAX;
   for (int p = 0; p < comm->nranks; p++)
@@ -25,43 +30,20 @@ hring_result_t hring__algo_comm_init(struct hring_comm *comm) {
   comm->min_slot = m;
   const char *forced = hring__cfg_str(HRING_CFG_ALGO);
   comm->algo_forced = HRING_ALGO_AUTO;
-  if (forced && strcasecmp(forced, "ring") == 0) comm->algo_forced = HRING_ALGO_RING;
-  else if (forced && strcasecmp(forced, "allpairs") == 0) comm->algo_forced = HRING_ALGO_ALLPAIRS;
-  else if (forced && strcasecmp(forced, "direct") == 0) comm->algo_forced = HRING_ALGO_DIRECT;
-  else if (forced && strcasecmp(forced, "exchange") == 0) comm->algo_forced = HRING_ALGO_EXCHANGE;
-  else if (forced && *forced && strcasecmp(forced, "auto") != 0)
-    return hring__err(HRING_ERR_INVALID_ARGUMENT, "HRING_ALGO=%s: unknown (ring, direct, exchange, allpairs, auto)",
-                      forced);
+  if (forced && *forced) {
+    int found = -1;
+    for (int k = 0; k < HRING_ALGO_COUNT; k++)
+      if (strcasecmp(forced, hring__algo_names[k]) == 0) found = k;
+    if (found < 0)
+      return hring__err(HRING_ERR_INVALID_ARGUMENT,
+                        "HRING_ALGO=%s: unknown (auto, ring, allpairs, direct, exchange, rdouble, "
+                        "rabenseifner, tree, hier, hier2d)",
+                        forced);
+    comm->algo_forced = found;
+  }
   comm->small_max = hring__cfg_int(HRING_CFG_SMALL_MAX);
   comm->chunk_size = hring__cfg_int(HRING_CFG_CHUNK_SIZE);
   comm->nt_min = hring__cfg_int(HRING_CFG_NT_MIN);
-  return HRING_SUCCESS;
-}
-
-/* Checks shared by every collective: the handle, its state, the type, the
- * op and the buffers.  Nothing is written when they fail. */
-static hring_result_t check_args(const char *fn, const void *sendbuf, void *recvbuf, size_t count,
-                                 hring_datatype_t type, hring_redop_t op, struct hring_comm *comm,
-                                 void *stream) {
-  HRING_CHECK(hring__comm_check(comm, fn));
-  if ((unsigned)type >= HRING_NUM_TYPES)
-    return hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: unknown data type %d", fn, (int)type);
-  if ((unsigned)op >= HRING_NUM_OPS)
-    return hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: unknown reduction op %d", fn, (int)op);
-  size_t es = hring_type_size(type);
-  if (count > SIZE_MAX / es)
-    return hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: count %zu of %zu-byte elements overflows",
-                      fn, count, es);
-  if (count > 0 && (!sendbuf || !recvbuf))
-    return hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: NULL %s buffer with count %zu", fn,
-                      sendbuf ? "receive" : "send", count);
-  (void)stream;
-  if (atomic_load(&comm->aborted))
-    return hring__err(HRING_ERR_INVALID_USAGE, "%s: communicator was aborted", fn);
-  if (comm->async_error != HRING_SUCCESS)
-    return hring__err(HRING_ERR_INVALID_USAGE,
-                      "%s: communicator failed earlier and must be destroyed (%s: %s)", fn,
-                      hring_strerror(comm->async_error), comm->async_msg);
   return HRING_SUCCESS;
 }
 
@@ -73,6 +55,7 @@ static int choose(struct hring_comm *comm, size_t bytes) {
   if (comm->algo_forced == HRING_ALGO_DIRECT)
     return comm->nranks <= HRING_ENGINE_MAX_ACTIVE ? HRING_ALGO_DIRECT : HRING_ALGO_RING;
   if (comm->algo_forced == HRING_ALGO_ALLPAIRS && allpairs_ok) return HRING_ALGO_ALLPAIRS;
+  if (comm->algo_forced >= HRING_ALGO_RDOUBLE) return comm->algo_forced; /* any size, any n */
   int64_t small = comm->small_max < 0 ? ALLPAIRS_MAX_BYTES : comm->small_max;
   if (allpairs_ok && (int64_t)bytes <= small) return HRING_ALGO_ALLPAIRS;
   /* Two ranks over tcp: the one-step exchange keeps both directions
@@ -116,6 +99,11 @@ hring_result_t hring__allreduce_run(struct hring_comm *comm, const hring_coll_ar
     case HRING_ALGO_ALLPAIRS: return hring__allreduce_allpairs(comm, &a);
     case HRING_ALGO_DIRECT: return hring__allreduce_direct(comm, &a, ring_chunk(comm, bytes));
     case HRING_ALGO_EXCHANGE: return hring__allreduce_exchange2(comm, &a, comm->min_slot);
+    case HRING_ALGO_RDOUBLE: return hring__allreduce_rdouble(comm, &a);
+    case HRING_ALGO_RABENSEIFNER: return hring__allreduce_rabenseifner(comm, &a, comm->min_slot);
+    case HRING_ALGO_TREE: return hring__allreduce_tree(comm, &a, ring_chunk(comm, bytes));
+    case HRING_ALGO_HIER: return hring__allreduce_hier(comm, &a, ring_chunk(comm, bytes));
+    case HRING_ALGO_HIER2D: return hring__allreduce_hier2d(comm, &a, ring_chunk(comm, bytes));
     default: return hring__allreduce_ring(comm, &a, ring_chunk(comm, bytes));
   }
 }
@@ -138,25 +126,31 @@ static hring_result_t allreduce_device(const hring_coll_args_t *a, hring_comm_t 
   return hring__dev_allreduce(comm, a, stream, ds);
 }
 
-HRING_API hring_result_t hring_allreduce(const void *sendbuf, void *recvbuf, size_t count,
-                                         hring_datatype_t type, hring_redop_t op,
-                                         hring_comm_t comm, void *stream) {
-  HRING_CHECK(check_args("hring_allreduce", sendbuf, recvbuf, count, type, op, comm, stream));
+static hring_result_t allreduce_held(const void *sendbuf, void *recvbuf, size_t count,
+                                     hring_datatype_t type, hring_redop_t op, hring_comm_t comm,
+                                     void *stream) {
+  HRING_CHECK(hring__coll_check("hring_allreduce", sendbuf, recvbuf, count, type, 1, op, comm));
   if (count == 0) return HRING_SUCCESS;
   hring_coll_args_t a = {sendbuf, recvbuf, count, hring_type_size(type), type, op, 0};
   int ds = hring__cuda_ptr_device(sendbuf), dr = hring__cuda_ptr_device(recvbuf);
   if (ds >= 0 || dr >= 0) return allreduce_device(&a, comm, stream, ds, dr);
   /* Host buffers: run now, after the stream's earlier work and after the
    * device collectives queued on this communicator. */
-  if (stream) HRING_CHECK(hring__dev_stream_sync(comm, stream));
-  HRING_CHECK(hring__dev_drain(comm));
+  HRING_CHECK(hring__coll_host_prelude(comm, stream));
   if (comm->nranks == 1) {
     if (sendbuf != recvbuf) memmove(recvbuf, sendbuf, count * a.esize);
     return HRING_SUCCESS; /* AVG over one rank divides by 1 */
   }
-  atomic_store(&comm->in_call, 1);
   hring_result_t r = hring__allreduce_run(comm, &a);
   if (r != HRING_SUCCESS) hring__comm_fail(comm, r);
-  atomic_store(&comm->in_call, 0);
+  return r;
+}
+
+HRING_API hring_result_t hring_allreduce(const void *sendbuf, void *recvbuf, size_t count,
+                                         hring_datatype_t type, hring_redop_t op,
+                                         hring_comm_t comm, void *stream) {
+  HRING_CHECK(hring__comm_enter(comm, "hring_allreduce"));
+  hring_result_t r = allreduce_held(sendbuf, recvbuf, count, type, op, comm, stream);
+  hring__comm_leave(comm);
   return r;
 }

@@ -9,6 +9,9 @@
  *   then rounds:  client -> root {magic, size} data[size]
  *                 root -> client data[nranks * size]
  *   a round with size BS_CLOSE ends the session.
+ * Messages are received whole into fixed-size buffers and decoded by the
+ * pure functions of "wire messages" below (bootstrap.h), which check every
+ * length, rank and count before the socket code uses it.
  */
 #include "core/bootstrap.h"
 
@@ -26,23 +29,16 @@
 #include "core/socket.h"
 #include "core/wait.h"
 
-#define BS_MAGIC 0x48524e47u /* "HRNG" */
-#define BS_VERSION 1u
-#define BS_CLOSE 0xffffffffu
-#define BS_ROUND_MAX (1u << 20) /* per rank; anything larger is an attack or a bug */
+#define BS_MAGIC HRING_BS_MAGIC
+#define BS_VERSION HRING_BS_VERSION
+#define BS_CLOSE HRING_BS_CLOSE
+#define BS_ROUND_MAX HRING_BS_ROUND_MAX
 #define BS_HELLO_TIMEOUT_MS 5000 /* a silent stranger costs at most this */
-#define BS_MAX_RANKS (1 << 20)
+#define BS_MAX_RANKS HRING_BS_MAX_RANKS
 #define ID_MAGIC "HRNGUID1"
 
-typedef struct {
-  uint32_t magic, version;
-  int32_t rank, nranks;
-  uint8_t proof[16];
-} bs_hello_t;
-
-typedef struct {
-  uint32_t magic, size;
-} bs_round_t;
+_Static_assert(sizeof(hring_bs_hello_t) == HRING_BS_HELLO_BYTES, "hello layout");
+_Static_assert(sizeof(hring_bs_round_t) == HRING_BS_ROUND_BYTES, "round layout");
 
 struct hring_bootstrap {
   int fd;
@@ -106,6 +102,118 @@ hring_result_t hring__id_unpack(const hring_unique_id_t *id, hring_id_info_t *in
   return HRING_SUCCESS;
 }
 
+/* ---- wire messages (pure: bootstrap.h) ---- */
+
+const char *hring__bs_status_str(hring_bs_status_t s) {
+  switch (s) {
+    case HRING_BS_OK: return "ok";
+    case HRING_BS_BAD_LENGTH: return "wrong message length";
+    case HRING_BS_BAD_MAGIC: return "bad magic";
+    case HRING_BS_BAD_VERSION: return "unsupported version";
+    case HRING_BS_BAD_PROOF: return "bad proof of the job secret";
+    case HRING_BS_BAD_RANK: return "rank or number of ranks out of range";
+    case HRING_BS_BAD_SIZE: return "bad round size";
+    case HRING_BS_BAD_STATUS: return "error status";
+    case HRING_BS_BAD_REPLY: return "result does not hold this rank's data";
+  }
+  return "unknown bootstrap status";
+}
+
+static uint32_t get_u32(const uint8_t *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+static void put_u32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+
+void hring__bs_hello_encode(const hring_bs_hello_t *h, uint8_t out[HRING_BS_HELLO_BYTES]) {
+  put_u32(out, h->magic);
+  put_u32(out + 4, h->version);
+  put_u32(out + 8, (uint32_t)h->rank);
+  put_u32(out + 12, (uint32_t)h->nranks);
+  memcpy(out + 16, h->proof, HRING_BS_PROOF_BYTES);
+}
+
+hring_bs_status_t hring__bs_hello_decode(const uint8_t *buf, size_t len, hring_bs_hello_t *out) {
+  memset(out, 0, sizeof *out);
+  if (!buf || len != HRING_BS_HELLO_BYTES) return HRING_BS_BAD_LENGTH;
+  out->magic = get_u32(buf);
+  out->version = get_u32(buf + 4);
+  out->rank = (int32_t)get_u32(buf + 8);
+  out->nranks = (int32_t)get_u32(buf + 12);
+  memcpy(out->proof, buf + 16, HRING_BS_PROOF_BYTES);
+  if (out->magic != BS_MAGIC) return HRING_BS_BAD_MAGIC;
+  if (out->version != BS_VERSION) return HRING_BS_BAD_VERSION;
+  return HRING_BS_OK;
+}
+
+/* Constant time: how long the comparison takes tells nothing of the proof. */
+static int proof_equal(const uint8_t *a, const uint8_t *b) {
+  uint8_t d = 0;
+  for (int i = 0; i < HRING_BS_PROOF_BYTES; i++) d |= (uint8_t)(a[i] ^ b[i]);
+  return d == 0;
+}
+
+hring_bs_status_t hring__bs_hello_admit(const hring_bs_hello_t *h,
+                                        const uint8_t proof[HRING_BS_PROOF_BYTES],
+                                        int job_nranks, const int *fds) {
+  if (h->magic != BS_MAGIC) return HRING_BS_BAD_MAGIC;
+  if (h->version != BS_VERSION) return HRING_BS_BAD_VERSION;
+  if (!proof_equal(proof, h->proof)) return HRING_BS_BAD_PROOF;
+  if (h->nranks <= 0 || h->nranks > BS_MAX_RANKS || h->rank < 0 || h->rank >= h->nranks)
+    return HRING_BS_BAD_RANK;
+  if (job_nranks < 0 || job_nranks > BS_MAX_RANKS) return HRING_BS_BAD_RANK; /* caller's bug */
+  if (job_nranks != 0 && h->nranks != job_nranks) return HRING_BS_BAD_RANK;
+  /* Here rank < nranks == job_nranks, so fds[rank] is inside fds. */
+  if (job_nranks != 0 && fds && fds[h->rank] >= 0) return HRING_BS_BAD_RANK;
+  return HRING_BS_OK;
+}
+
+void hring__bs_round_encode(const hring_bs_round_t *r, uint8_t out[HRING_BS_ROUND_BYTES]) {
+  put_u32(out, r->magic);
+  put_u32(out + 4, r->size);
+}
+
+hring_bs_status_t hring__bs_ack_decode(const uint8_t *buf, size_t len) {
+  if (!buf || len != HRING_BS_ROUND_BYTES) return HRING_BS_BAD_LENGTH;
+  if (get_u32(buf) != BS_MAGIC) return HRING_BS_BAD_MAGIC;
+  if (get_u32(buf + 4) != 0) return HRING_BS_BAD_STATUS;
+  return HRING_BS_OK;
+}
+
+hring_bs_status_t hring__bs_round_decode(const uint8_t *buf, size_t len, int64_t expect,
+                                         uint32_t *size) {
+  *size = 0;
+  if (!buf || len != HRING_BS_ROUND_BYTES) return HRING_BS_BAD_LENGTH;
+  if (get_u32(buf) != BS_MAGIC) return HRING_BS_BAD_MAGIC;
+  uint32_t s = get_u32(buf + 4);
+  *size = s; /* for the caller's message, also when refused */
+  if (expect >= 0 && (uint64_t)expect != s) return HRING_BS_BAD_SIZE;
+  if (s != BS_CLOSE && s > BS_ROUND_MAX) return HRING_BS_BAD_SIZE;
+  return HRING_BS_OK;
+}
+
+hring_bs_status_t hring__bs_round_total(size_t size, int nranks, size_t *total) {
+  *total = 0;
+  if (size > BS_ROUND_MAX) return HRING_BS_BAD_SIZE;
+  if (nranks <= 0 || nranks > BS_MAX_RANKS) return HRING_BS_BAD_RANK;
+  if (size != 0 && (size_t)nranks > SIZE_MAX / size) return HRING_BS_BAD_SIZE;
+  *total = size * (size_t)nranks;
+  return HRING_BS_OK;
+}
+
+hring_bs_status_t hring__bs_reply_check(const void *all, size_t size, int nranks, int rank,
+                                        const void *mine) {
+  size_t total;
+  hring_bs_status_t s = hring__bs_round_total(size, nranks, &total);
+  if (s != HRING_BS_OK) return s;
+  if (rank < 0 || rank >= nranks) return HRING_BS_BAD_RANK;
+  if (size != 0 && memcmp((const uint8_t *)all + (size_t)rank * size, mine, size) != 0)
+    return HRING_BS_BAD_REPLY;
+  return HRING_BS_OK;
+}
+
 /* ---- root service ---- */
 
 typedef struct {
@@ -116,36 +224,38 @@ typedef struct {
 
 /* Authenticates one incoming connection; returns its rank or -1 (dropped). */
 static int root_admit(root_args_t *a, int fd, int *nranks, const int *fds) {
-  uint8_t challenge[16], proof[16];
-  bs_hello_t h;
+  uint8_t challenge[HRING_BS_CHALLENGE_BYTES], proof[HRING_BS_PROOF_BYTES];
+  uint8_t msg[HRING_BS_HELLO_BYTES];
+  hring_bs_hello_t h;
   uint64_t dl = hring__now_ns() + BS_HELLO_TIMEOUT_MS * 1000000ull;
   if (dl > a->deadline_ns) dl = a->deadline_ns;
   if (hring__random(challenge, sizeof challenge) != HRING_SUCCESS ||
       hring__sock_send_all(fd, challenge, sizeof challenge, dl) != HRING_SUCCESS ||
-      hring__sock_recv_all(fd, &h, sizeof h, dl) != HRING_SUCCESS) {
+      hring__sock_recv_all(fd, msg, sizeof msg, dl) != HRING_SUCCESS) {
     HRING_WARN(HRING_SUB_INIT, "bootstrap root: dropped a connection that did not complete the "
                "hello: %s", hring_last_error());
     return -1;
   }
   hring__auth_proof(a->secret, 16, challenge, sizeof challenge, proof);
-  if (h.magic != BS_MAGIC || h.version != BS_VERSION) {
-    HRING_WARN(HRING_SUB_INIT, "bootstrap root: dropped a connection with a bad hello (magic %#x "
-               "version %u)", h.magic, h.version);
-    return -1;
+  hring_bs_status_t s = hring__bs_hello_decode(msg, sizeof msg, &h);
+  if (s == HRING_BS_OK) s = hring__bs_hello_admit(&h, proof, *nranks, fds);
+  switch (s) {
+    case HRING_BS_OK:
+      *nranks = h.nranks;
+      return h.rank;
+    case HRING_BS_BAD_PROOF:
+      HRING_WARN(HRING_SUB_INIT, "bootstrap root: dropped a connection that claimed rank %d but "
+                 "does not know the job secret", h.rank);
+      return -1;
+    case HRING_BS_BAD_RANK:
+      HRING_WARN(HRING_SUB_INIT, "bootstrap root: dropped rank %d of %d (expected %d ranks, "
+                 "or that rank joined already)", h.rank, h.nranks, *nranks);
+      return -1;
+    default:
+      HRING_WARN(HRING_SUB_INIT, "bootstrap root: dropped a connection with a bad hello (magic %#x "
+                 "version %u)", h.magic, h.version);
+      return -1;
   }
-  if (memcmp(proof, h.proof, 16) != 0) {
-    HRING_WARN(HRING_SUB_INIT, "bootstrap root: dropped a connection that claimed rank %d but "
-               "does not know the job secret", h.rank);
-    return -1;
-  }
-  if (h.nranks <= 0 || h.nranks > BS_MAX_RANKS || (*nranks && h.nranks != *nranks) ||
-      h.rank < 0 || h.rank >= h.nranks || (fds && fds[h.rank] >= 0)) {
-    HRING_WARN(HRING_SUB_INIT, "bootstrap root: dropped rank %d of %d (expected %d ranks, "
-               "or that rank joined already)", h.rank, h.nranks, *nranks);
-    return -1;
-  }
-  *nranks = h.nranks;
-  return h.rank;
 }
 
 static void root_close_all(int *fds, int n) {
@@ -181,28 +291,38 @@ static void *root_main(void *arg) {
   close(a->lfd);
   a->lfd = -1;
   for (int r = 0; r < nranks; r++) {
-    bs_round_t ack = {BS_MAGIC, 0};
-    if (hring__sock_send_all(fds[r], &ack, sizeof ack, a->deadline_ns) != HRING_SUCCESS) goto done;
+    hring_bs_round_t ack = {BS_MAGIC, 0};
+    uint8_t msg[HRING_BS_ROUND_BYTES];
+    hring__bs_round_encode(&ack, msg);
+    if (hring__sock_send_all(fds[r], msg, sizeof msg, a->deadline_ns) != HRING_SUCCESS) goto done;
   }
   for (;;) {
     uint32_t size = 0;
+    size_t total = 0;
     for (int r = 0; r < nranks; r++) {
-      bs_round_t h;
-      if (hring__sock_recv_all(fds[r], &h, sizeof h, a->deadline_ns) != HRING_SUCCESS ||
-          h.magic != BS_MAGIC) {
+      uint8_t msg[HRING_BS_ROUND_BYTES];
+      uint32_t got;
+      if (hring__sock_recv_all(fds[r], msg, sizeof msg, a->deadline_ns) != HRING_SUCCESS) {
         HRING_WARN(HRING_SUB_INIT, "bootstrap root: rank %d left or sent garbage", r);
         goto done;
       }
-      if (r == 0) size = h.size;
-      if (h.size != size || (size != BS_CLOSE && size > BS_ROUND_MAX)) {
+      hring_bs_status_t s = hring__bs_round_decode(msg, sizeof msg, r == 0 ? -1 : (int64_t)size,
+                                                   &got);
+      if (s == HRING_BS_BAD_MAGIC || s == HRING_BS_BAD_LENGTH) {
+        HRING_WARN(HRING_SUB_INIT, "bootstrap root: rank %d left or sent garbage", r);
+        goto done;
+      }
+      if (r == 0) size = got;
+      if (s != HRING_BS_OK) {
         HRING_WARN(HRING_SUB_INIT, "bootstrap root: rank %d sent %u bytes, rank 0 %u", r,
-                   h.size, size);
+                   got, size);
         goto done;
       }
       if (size == BS_CLOSE) continue;
       if (r == 0) {
+        if (hring__bs_round_total(size, nranks, &total) != HRING_BS_OK) goto done;
         free(buf);
-        buf = malloc((size_t)size * (size_t)nranks + 1);
+        buf = malloc(total + 1);
         if (!buf) goto done;
       }
       if (hring__sock_recv_all(fds[r], buf + (size_t)r * size, size, a->deadline_ns) !=
@@ -211,8 +331,7 @@ static void *root_main(void *arg) {
     }
     if (size == BS_CLOSE) break;
     for (int r = 0; r < nranks; r++)
-      if (hring__sock_send_all(fds[r], buf, (size_t)size * (size_t)nranks, a->deadline_ns) !=
-          HRING_SUCCESS)
+      if (hring__sock_send_all(fds[r], buf, total, a->deadline_ns) != HRING_SUCCESS)
         goto done;
   }
 done:
@@ -252,6 +371,9 @@ hring_result_t hring__bootstrap_root_start(hring_id_info_t *info, int64_t timeou
 
 hring_result_t hring__bootstrap_connect(const hring_id_info_t *info, int rank, int nranks,
                                         int64_t timeout_ms, hring_bootstrap_t **out) {
+  if (nranks <= 0 || nranks > BS_MAX_RANKS || rank < 0 || rank >= nranks)
+    return hring__err(HRING_ERR_INVALID_ARGUMENT, "bootstrap: rank %d of %d ranks is out of "
+                      "range (at most %d ranks)", rank, nranks, BS_MAX_RANKS);
   hring_bootstrap_t *bs = calloc(1, sizeof *bs);
   if (!bs) return hring__err(HRING_ERR_NO_MEMORY, "bootstrap");
   bs->rank = rank;
@@ -259,19 +381,22 @@ hring_result_t hring__bootstrap_connect(const hring_id_info_t *info, int rank, i
   bs->deadline_ns = hring__now_ns() + (uint64_t)timeout_ms * 1000000ull;
   bs->fd = -1;
   hring_result_t r;
-  uint8_t challenge[16];
-  bs_hello_t h = {BS_MAGIC, BS_VERSION, rank, nranks, {0}};
-  bs_round_t ack;
+  uint8_t challenge[HRING_BS_CHALLENGE_BYTES], hello[HRING_BS_HELLO_BYTES];
+  uint8_t ack[HRING_BS_ROUND_BYTES];
+  hring_bs_hello_t h = {BS_MAGIC, BS_VERSION, rank, nranks, {0}};
   HRING_CHECK_GOTO(hring__sock_connect(&info->root, bs->deadline_ns, &bs->fd), r, fail);
   HRING_CHECK_GOTO(hring__sock_recv_all(bs->fd, challenge, sizeof challenge, bs->deadline_ns), r,
                    fail);
   hring__auth_proof(info->secret, 16, challenge, sizeof challenge, h.proof);
-  HRING_CHECK_GOTO(hring__sock_send_all(bs->fd, &h, sizeof h, bs->deadline_ns), r, fail);
+  hring__bs_hello_encode(&h, hello);
+  HRING_CHECK_GOTO(hring__sock_send_all(bs->fd, hello, sizeof hello, bs->deadline_ns), r, fail);
   /* The ack comes once all ranks have joined: this is where a rank waits
    * for the others to start. */
-  HRING_CHECK_GOTO(hring__sock_recv_all(bs->fd, &ack, sizeof ack, bs->deadline_ns), r, fail);
-  if (ack.magic != BS_MAGIC) {
-    r = hring__err(HRING_ERR_REMOTE, "bootstrap: bad reply from the root");
+  HRING_CHECK_GOTO(hring__sock_recv_all(bs->fd, ack, sizeof ack, bs->deadline_ns), r, fail);
+  hring_bs_status_t s = hring__bs_ack_decode(ack, sizeof ack);
+  if (s != HRING_BS_OK) {
+    r = hring__err(HRING_ERR_REMOTE, "bootstrap: bad reply from the root (%s)",
+                   hring__bs_status_str(s));
     goto fail;
   }
   *out = bs;
@@ -286,14 +411,21 @@ fail:
 
 hring_result_t hring__bootstrap_allgather(hring_bootstrap_t *bs, const void *mine, void *all,
                                           size_t size) {
-  if (size > BS_ROUND_MAX) return hring__err(HRING_ERR_INTERNAL, "bootstrap round too large");
-  bs_round_t h = {BS_MAGIC, (uint32_t)size};
-  HRING_CHECK(hring__sock_send_all(bs->fd, &h, sizeof h, bs->deadline_ns));
+  size_t total;
+  if (hring__bs_round_total(size, bs->nranks, &total) != HRING_BS_OK)
+    return hring__err(HRING_ERR_INTERNAL, "bootstrap round too large");
+  hring_bs_round_t h = {BS_MAGIC, (uint32_t)size};
+  uint8_t msg[HRING_BS_ROUND_BYTES];
+  hring__bs_round_encode(&h, msg);
+  HRING_CHECK(hring__sock_send_all(bs->fd, msg, sizeof msg, bs->deadline_ns));
   HRING_CHECK(hring__sock_send_all(bs->fd, mine, size, bs->deadline_ns));
-  hring_result_t r = hring__sock_recv_all(bs->fd, all, size * (size_t)bs->nranks, bs->deadline_ns);
+  hring_result_t r = hring__sock_recv_all(bs->fd, all, total, bs->deadline_ns);
   if (r != HRING_SUCCESS)
     return hring__err(r, "rank %d: bootstrap exchange failed (another rank failed or left "
                       "during initialisation): %s", bs->rank, hring_last_error());
+  if (hring__bs_reply_check(all, size, bs->nranks, bs->rank, mine) != HRING_BS_OK)
+    return hring__err(HRING_ERR_REMOTE, "rank %d: bootstrap exchange: the root's result does "
+                      "not hold this rank's data", bs->rank);
   return HRING_SUCCESS;
 }
 
@@ -307,9 +439,11 @@ hring_result_t hring__bootstrap_barrier(hring_bootstrap_t *bs) {
 
 void hring__bootstrap_close(hring_bootstrap_t *bs) {
   if (!bs) return;
-  bs_round_t h = {BS_MAGIC, BS_CLOSE};
+  hring_bs_round_t h = {BS_MAGIC, BS_CLOSE};
+  uint8_t msg[HRING_BS_ROUND_BYTES];
+  hring__bs_round_encode(&h, msg);
   /* Best effort: the root also ends on EOF or its deadline. */
-  (void)!write(bs->fd, &h, sizeof h);
+  (void)!write(bs->fd, msg, sizeof msg);
   close(bs->fd);
   free(bs);
 }

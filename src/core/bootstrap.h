@@ -40,4 +40,77 @@ void hring__bootstrap_close(hring_bootstrap_t *bs);
 /* Random bytes from the kernel (getrandom). */
 hring_result_t hring__random(void *buf, size_t len);
 
+/* ---- wire messages ----
+ * Every message a peer sends is received whole into a buffer of its fixed
+ * size and decoded by the pure functions below (bytes in, struct or status
+ * out; no I/O, no allocation, no logging), which the socket code calls and
+ * tests/fuzz/fuzz_bootstrap.c drives with arbitrary bytes.  Integers are in
+ * host order (bootstrap.c says why); the layouts are those of the structs
+ * below without padding.
+ *   root -> client : challenge[16]
+ *   client -> root : hello {magic, version, rank, nranks, proof[16]}  32 bytes
+ *   root -> client : ack   {magic, status = 0}                         8 bytes
+ *   client -> root : round {magic, size} data[size]                    8 bytes
+ *   root -> client : data[nranks * size]
+ *   a round with size HRING_BS_CLOSE ends the session. */
+#define HRING_BS_MAGIC 0x48524e47u /* "HRNG" */
+#define HRING_BS_VERSION 1u
+#define HRING_BS_CLOSE 0xffffffffu
+#define HRING_BS_ROUND_MAX (1u << 20) /* per rank; anything larger is an attack or a bug */
+#define HRING_BS_MAX_RANKS (1 << 20)
+#define HRING_BS_CHALLENGE_BYTES 16
+#define HRING_BS_PROOF_BYTES 16
+#define HRING_BS_HELLO_BYTES 32
+#define HRING_BS_ROUND_BYTES 8 /* round header, and the ack */
+
+typedef struct {
+  uint32_t magic, version;
+  int32_t rank, nranks;
+  uint8_t proof[HRING_BS_PROOF_BYTES];
+} hring_bs_hello_t;
+
+typedef struct {
+  uint32_t magic, size; /* the ack carries a status in `size` */
+} hring_bs_round_t;
+
+typedef enum {
+  HRING_BS_OK = 0,
+  HRING_BS_BAD_LENGTH,  /* not the message's size */
+  HRING_BS_BAD_MAGIC,
+  HRING_BS_BAD_VERSION,
+  HRING_BS_BAD_PROOF,   /* does not know the job secret */
+  HRING_BS_BAD_RANK,    /* rank/nranks out of range, nranks not the job's, or rank taken */
+  HRING_BS_BAD_SIZE,    /* round size above HRING_BS_ROUND_MAX or not rank 0's */
+  HRING_BS_BAD_STATUS,  /* ack with a non-zero status */
+  HRING_BS_BAD_REPLY,   /* allgather result whose own slot is not what this rank sent */
+} hring_bs_status_t;
+
+const char *hring__bs_status_str(hring_bs_status_t s);
+
+void hring__bs_hello_encode(const hring_bs_hello_t *h, uint8_t out[HRING_BS_HELLO_BYTES]);
+/* Length, magic and version; rank and nranks are checked by _admit. */
+hring_bs_status_t hring__bs_hello_decode(const uint8_t *buf, size_t len, hring_bs_hello_t *out);
+/* Whether the root admits a decoded hello: its proof must equal `proof`
+ * (compared in constant time), 0 <= rank < nranks <= HRING_BS_MAX_RANKS,
+ * nranks must equal job_nranks unless that is 0 (first rank), and the rank
+ * must not have joined: fds (job_nranks entries, NULL: nobody yet) holds
+ * fds[r] >= 0 for every rank r that has. */
+hring_bs_status_t hring__bs_hello_admit(const hring_bs_hello_t *h,
+                                        const uint8_t proof[HRING_BS_PROOF_BYTES],
+                                        int job_nranks, const int *fds);
+
+void hring__bs_round_encode(const hring_bs_round_t *r, uint8_t out[HRING_BS_ROUND_BYTES]);
+/* The ack: magic, status 0. */
+hring_bs_status_t hring__bs_ack_decode(const uint8_t *buf, size_t len);
+/* A round header: magic, and size <= HRING_BS_ROUND_MAX or HRING_BS_CLOSE;
+ * expect >= 0: the size must also equal it (rank 0's size of the round). */
+hring_bs_status_t hring__bs_round_decode(const uint8_t *buf, size_t len, int64_t expect,
+                                         uint32_t *size);
+/* *total = size * nranks, the bytes of a round's result, where size <=
+ * HRING_BS_ROUND_MAX and 1 <= nranks <= HRING_BS_MAX_RANKS (no overflow). */
+hring_bs_status_t hring__bs_round_total(size_t size, int nranks, size_t *total);
+/* A round's result: rank's slot of all[nranks * size] must hold `mine`. */
+hring_bs_status_t hring__bs_reply_check(const void *all, size_t size, int nranks, int rank,
+                                        const void *mine);
+
 #endif

@@ -75,6 +75,45 @@ hring_result_t hring__comm_check(struct hring_comm *comm, const char *what) {
   return HRING_SUCCESS;
 }
 
+/* A call holds the communicator from enter to leave: the registry check and
+ * the count move together under the registry lock, and hring_comm_abort
+ * removes the communicator under that lock only once the count is zero, so
+ * an abort racing a call's start either refuses the call (no longer
+ * registered) or waits for it to leave; it never frees under it. */
+hring_result_t hring__comm_enter(struct hring_comm *comm, const char *what) {
+  if (!comm) return hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: communicator is NULL", what);
+  int found = 0;
+  pthread_mutex_lock(&reg_lock);
+  for (size_t i = 0; i < reg_n && !found; i++) found = reg[i] == comm;
+  if (found) atomic_fetch_add(&comm->in_call, 1);
+  pthread_mutex_unlock(&reg_lock);
+  if (!found)
+    return hring__err(HRING_ERR_INVALID_ARGUMENT,
+                      "%s: %p is not a live communicator (destroyed, or never created)", what,
+                      (void *)comm);
+  return HRING_SUCCESS;
+}
+
+void hring__comm_leave(struct hring_comm *comm) { atomic_fetch_sub(&comm->in_call, 1); }
+
+/* Removes c from the registry when no call holds it; 1 when removed. */
+static int reg_remove_idle(struct hring_comm *c, int *gone) {
+  int removed = 0;
+  *gone = 1;
+  pthread_mutex_lock(&reg_lock);
+  for (size_t i = 0; i < reg_n; i++)
+    if (reg[i] == c) {
+      *gone = 0;
+      if (atomic_load(&c->in_call) == 0) {
+        reg[i] = reg[--reg_n];
+        removed = 1;
+      }
+      break;
+    }
+  pthread_mutex_unlock(&reg_lock);
+  return removed;
+}
+
 void hring__comm_fail(struct hring_comm *comm, hring_result_t code) {
   int expect = 0;
   /* A peer's failure notice may come from a rank that saw a death first:
@@ -84,8 +123,13 @@ void hring__comm_fail(struct hring_comm *comm, hring_result_t code) {
     snprintf(comm->async_msg, sizeof comm->async_msg, "%s", hring_last_error());
     atomic_store(&comm->async_error, code);
     /* Ranks waiting on other ranks learn it now, not at their timeout. */
-    char why[192];
-    snprintf(why, sizeof why, "rank %d: %.170s", comm->rank, comm->async_msg);
+    /* Most messages already start with "rank N: "; name the rank once. */
+    char why[192], me[24];
+    int ml = snprintf(me, sizeof me, "rank %d: ", comm->rank);
+    if (strncmp(comm->async_msg, me, (size_t)ml) == 0)
+      snprintf(why, sizeof why, "%.190s", comm->async_msg);
+    else
+      snprintf(why, sizeof why, "%s%.160s", me, comm->async_msg);
     hring__transports_notify(comm, HRING_PEER_FAILED, code, why);
   }
 }
@@ -127,6 +171,24 @@ static void comm_free(struct hring_comm *c, int drain) {
   free(c->node_of);
   c->magic = 0;
   free(c);
+}
+
+/* What came from the network is checked before it is compared or printed:
+ * strings end inside their fields, ranks sit in their slots, addresses are
+ * IPv4 or IPv6. */
+static hring_result_t check_peers(struct hring_comm *c) {
+  for (int p = 0; p < c->nranks; p++) {
+    const hring_peer_info_t *q = &c->peers[p];
+    const char *bad = NULL;
+    if (q->rank != p) bad = "its rank field";
+    else if (!memchr(q->node_id, 0, sizeof q->node_id)) bad = "an unterminated node id";
+    else if (!memchr(q->host, 0, sizeof q->host)) bad = "an unterminated host name";
+    else if (q->addr.ss_family != AF_INET && q->addr.ss_family != AF_INET6)
+      bad = "an address family that is neither IPv4 nor IPv6";
+    if (bad)
+      return hring__err(HRING_ERR_REMOTE, "bootstrap: the record of rank %d has %s", p, bad);
+  }
+  return HRING_SUCCESS;
 }
 
 static hring_result_t find_nodes(struct hring_comm *c) {
@@ -183,11 +245,7 @@ static hring_result_t comm_create(struct hring_comm **out, int nranks, const hri
   HRING_CHECK_GOTO(hring__sock_local_addr(&info->root, &me.addr), r, fail);
   HRING_CHECK_GOTO(hring__bootstrap_connect(info, rank, nranks, c->timeout_ms, &c->bs), r, fail);
   HRING_CHECK_GOTO(hring__bootstrap_allgather(c->bs, &me, c->peers, sizeof me), r, fail);
-  for (int p = 0; p < nranks; p++)
-    if (c->peers[p].rank != p) {
-      r = hring__err(HRING_ERR_REMOTE, "bootstrap: slot %d holds rank %d", p, c->peers[p].rank);
-      goto fail;
-    }
+  HRING_CHECK_GOTO(check_peers(c), r, fail);
   HRING_CHECK_GOTO(find_nodes(c), r, fail);
   int cores = hring__ncores();
   c->oversubscribed = c->local_size > cores;
@@ -345,13 +403,18 @@ HRING_API hring_result_t hring_comm_destroy(hring_comm_t comm) {
 HRING_API hring_result_t hring_comm_abort(hring_comm_t comm) {
   HRING_CHECK(hring__comm_check(comm, "hring_comm_abort"));
   atomic_store(&comm->aborted, 1);
-  /* The blocked call (if any) sees the flag at its next poll and leaves;
-   * its waiter bounds that to well under a millisecond of sleep. */
+  /* A blocked call sees the flag at its next poll (the waiter sleeps at
+   * most 1 ms between polls) and leaves; a call just starting sees it in
+   * its argument checks. */
   uint64_t deadline = hring__now_ns() + 10ull * 1000000000ull;
-  while (atomic_load(&comm->in_call) && hring__now_ns() < deadline) usleep(100);
-  if (atomic_load(&comm->in_call))
-    return hring__err(HRING_ERR_INTERNAL, "hring_comm_abort: the blocked call did not leave");
-  if (!reg_remove(comm)) return HRING_SUCCESS; /* another thread destroyed it meanwhile */
+  for (;;) {
+    int gone;
+    if (reg_remove_idle(comm, &gone)) break;
+    if (gone) return HRING_SUCCESS; /* another thread destroyed or aborted it meanwhile */
+    if (hring__now_ns() > deadline)
+      return hring__err(HRING_ERR_INTERNAL, "hring_comm_abort: the blocked call did not leave");
+    usleep(100);
+  }
   comm_free(comm, 0);
   return HRING_SUCCESS;
 }

@@ -62,7 +62,7 @@ struct hring_comm {
   uint64_t health_ns;          /* last check of every peer (transports_health) */
   int ready;                   /* set up: peers' health is checked while waiting */
   atomic_int aborted;          /* set by hring_comm_abort from any thread */
-  atomic_int in_call;          /* a collective is running */
+  atomic_int in_call;          /* calls inside the library (hring__comm_enter) */
   /* Sticky failure: written once (the first failing thread wins `failing`,
    * writes the message, then publishes the code), read by any thread. */
   atomic_int failing;
@@ -82,6 +82,10 @@ static inline void *hring__comm_blob(struct hring_comm *comm, int rank, int t) {
 /* Validates a public handle (NULL, destroyed or garbage pointers are refused
  * without being dereferenced: live communicators are kept in a registry). */
 hring_result_t hring__comm_check(struct hring_comm *comm, const char *what);
+/* Brackets every collective: checks the handle and holds it against a
+ * concurrent hring_comm_abort until leave. */
+hring_result_t hring__comm_enter(struct hring_comm *comm, const char *what);
+void hring__comm_leave(struct hring_comm *comm);
 
 /* Marks the communicator failed (sticky) with the current last error, and
  * tells every peer (transport notices), so that ranks waiting on other

@@ -17,7 +17,7 @@ static const hring_cfg_entry_t table[HRING_CFG_COUNT] = {
     [HRING_CFG_TRANSPORTS] = {"HRING_TRANSPORTS", NULL, "list",
                               "transports allowed, comma separated (shm,tcp); default: all"},
     [HRING_CFG_ALGO] = {"HRING_ALGO", NULL, "name",
-                        "force the allreduce algorithm (ring, direct, exchange, allpairs); default: per call"},
+                        "force the allreduce algorithm (ring, allpairs, direct, exchange, rdouble, rabenseifner, tree, hier, hier2d); default: auto, per call"},
     [HRING_CFG_CHUNK_SIZE] = {"HRING_CHUNK_SIZE", "0", "bytes",
                               "pipeline chunk of the ring; 0: chosen per call"},
     [HRING_CFG_SHM_SLOT_SIZE] = {"HRING_SHM_SLOT_SIZE", "64K", "bytes",

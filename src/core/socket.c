@@ -95,9 +95,16 @@ hring_result_t hring__sock_set_nonblock(int fd, int on) {
   return HRING_SUCCESS;
 }
 
-void hring__sock_tune(int fd, int sockbuf) {
+/* Every connection carries small request-reply messages (bootstrap rounds,
+ * handshakes): without this, Nagle's algorithm and delayed ACKs hold each
+ * round for ~40 ms. */
+static void set_nodelay(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+void hring__sock_tune(int fd, int sockbuf) {
+  set_nodelay(fd);
   if (sockbuf > 0) {
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sockbuf, sizeof sockbuf);
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sockbuf, sizeof sockbuf);
@@ -139,6 +146,7 @@ hring_result_t hring__sock_connect(const struct sockaddr_storage *addr, uint64_t
     int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return hring__err_errno(HRING_ERR_SYSTEM, errno, "socket");
     if (connect(fd, (const struct sockaddr *)addr, hring__addr_len(addr)) == 0) {
+      set_nodelay(fd);
       *out = fd;
       return HRING_SUCCESS;
     }
@@ -164,6 +172,7 @@ hring_result_t hring__sock_accept(int lfd, uint64_t deadline_ns, int *out) {
     if (rc <= 0) continue;
     int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     if (fd >= 0) {
+      set_nodelay(fd);
       *out = fd;
       return HRING_SUCCESS;
     }

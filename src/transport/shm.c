@@ -9,8 +9,14 @@
  * written with ordinary stores and published by a release store of head, so
  * the receiver reduces straight out of the slot the sender filled: on this
  * path data crosses between cores once, through the cache, with no kernel
- * involvement.  Segment names are removed right after every rank has mapped
- * them, so nothing is left in /dev/shm even if ranks are killed later.
+ * involvement.
+ *
+ * A segment has no name anyone could leave behind: it is a memfd, and the
+ * peers open it through /proc/<owner pid>/fd/<fd>; the owner closes that fd
+ * once every rank has mapped it, and the memory goes with the last mapping,
+ * however the processes end (SIGKILL during init included).  Where memfds
+ * do not exist, a named POSIX segment is used and its name removed after
+ * the set-up barrier.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -61,6 +67,7 @@ typedef struct {
   void *seg;        /* my segment: FIFOs from each local peer */
   size_t seg_bytes;
   int unlinked;
+  int memfd;        /* the memfd peers open until the barrier, or -1 */
   int *local_index; /* [nranks] local rank of each rank on my node, or -1 */
 } shm_comm_t;
 
@@ -88,9 +95,12 @@ static int shm_reachable(struct hring_comm *comm, int peer) {
   return comm->node_of[peer] == comm->node;
 }
 
+static void shm_drop_name(shm_comm_t *s, int fd);
+
 static hring_result_t shm_local_init(struct hring_comm *comm, void *blob) {
   shm_comm_t *s = calloc(1, sizeof *s);
   if (!s) return hring__err(HRING_ERR_NO_MEMORY, "shm");
+  s->memfd = -1;
   comm->tstate[HRING_TRANSPORT_SHM] = s;
   int64_t slot = hring__cfg_int(HRING_CFG_SHM_SLOT_SIZE);
   int64_t nslots = hring__cfg_int(HRING_CFG_SHM_SLOTS);
@@ -112,24 +122,58 @@ static hring_result_t shm_local_init(struct hring_comm *comm, void *blob) {
   b->local_rank = comm->local_rank;
   snprintf(s->name, sizeof s->name, "/hring-%016llx-%d-%d", (unsigned long long)comm->comm_id,
            comm->rank, (int)getpid());
-  memcpy(b->name, s->name, sizeof b->name);
   s->seg_bytes = (size_t)b->fifo_bytes * (size_t)comm->local_size;
-  int fd = shm_open(s->name, O_CREAT | O_EXCL | O_RDWR, 0600);
-  if (fd < 0) return hring__err_errno(HRING_ERR_SYSTEM, errno, "shm_open %s", s->name);
+  s->memfd = memfd_create(s->name + 1, MFD_CLOEXEC);
+  int fd = s->memfd;
+  if (fd >= 0) {
+    s->unlinked = 1; /* nothing named */
+    snprintf(b->name, sizeof b->name, "/proc/%d/fd/%d", (int)getpid(), fd);
+  } else {
+    memcpy(b->name, s->name, sizeof b->name);
+    fd = shm_open(s->name, O_CREAT | O_EXCL | O_RDWR, 0600);
+    if (fd < 0) return hring__err_errno(HRING_ERR_SYSTEM, errno, "shm_open %s", s->name);
+  }
   if (ftruncate(fd, (off_t)s->seg_bytes) != 0) {
     int e = errno;
-    close(fd);
-    shm_unlink(s->name);
+    shm_drop_name(s, fd);
     return hring__err_errno(HRING_ERR_SYSTEM, e, "ftruncate %s to %zu bytes", s->name, s->seg_bytes);
   }
   s->seg = mmap(NULL, s->seg_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  close(fd);
   if (s->seg == MAP_FAILED) {
+    int e = errno;
     s->seg = NULL;
-    shm_unlink(s->name);
-    return hring__err_errno(HRING_ERR_SYSTEM, errno, "mmap %s", s->name);
+    shm_drop_name(s, fd);
+    return hring__err_errno(HRING_ERR_SYSTEM, e, "mmap %s", s->name);
   }
+  if (s->memfd < 0) close(fd);
   return HRING_SUCCESS;
+}
+
+/* Forgets how peers find the segment: the memfd's descriptor, or the
+ * POSIX name (fd: the open named segment, closed too; -1 when none). */
+static void shm_drop_name(shm_comm_t *s, int fd) {
+  if (s->memfd >= 0) {
+    close(s->memfd);
+    s->memfd = -1;
+    return;
+  }
+  if (fd >= 0) close(fd);
+  if (!s->unlinked) shm_unlink(s->name);
+  s->unlinked = 1;
+}
+
+/* Opens rank p's segment as its blob names it: /proc/<its pid>/fd/<n> for
+ * a memfd (only the pid that rank reported at bootstrap is accepted, so a
+ * peer cannot make this rank open other files), or a POSIX name. */
+static int shm_open_peer(struct hring_comm *comm, int p, const char *name) {
+  int pid, fd, n = 0;
+  if (strncmp(name, "/proc/", 6) != 0) return shm_open(name, O_RDWR, 0);
+  if (sscanf(name, "/proc/%d/fd/%d%n", &pid, &fd, &n) != 2 || name[n] != '\0' ||
+      pid != comm->peers[p].pid || fd < 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  return open(name, O_RDWR | O_CLOEXEC);
 }
 
 static const hring_transport_ops_t *self_ops(void) { return &hring__shm_ops; }
@@ -157,7 +201,7 @@ static hring_result_t shm_connect(struct hring_comm *comm, const int *peers, int
     c->peer = p;
     c->priv = sc;
     comm->conns[p] = c;
-    int fd = shm_open(b->name, O_RDWR, 0);
+    int fd = shm_open_peer(comm, p, b->name);
     if (fd < 0)
       return hring__err_errno(HRING_ERR_SYSTEM, errno, "shm: opening rank %d's segment %s", p,
                               b->name);
@@ -186,10 +230,7 @@ static hring_result_t shm_connect(struct hring_comm *comm, const int *peers, int
 
 static hring_result_t shm_after_barrier(struct hring_comm *comm) {
   shm_comm_t *s = comm->tstate[HRING_TRANSPORT_SHM];
-  if (s && s->seg && !s->unlinked) {
-    shm_unlink(s->name);
-    s->unlinked = 1;
-  }
+  if (s && s->seg) shm_drop_name(s, -1);
   return HRING_SUCCESS;
 }
 
@@ -207,7 +248,7 @@ static void shm_comm_close(struct hring_comm *comm) {
   }
   if (s->seg) {
     munmap(s->seg, s->seg_bytes);
-    if (!s->unlinked) shm_unlink(s->name);
+    shm_drop_name(s, -1);
   }
   free(s->local_index);
   free(s);

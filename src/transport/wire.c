@@ -8,6 +8,11 @@ const char *hring__wire_kind_name(uint32_t kind) {
     case HRING_COLL_NONE: return "no collective";
     case HRING_COLL_ALLREDUCE: return "allreduce";
     case HRING_COLL_DEVICE: return "device allreduce";
+    case HRING_COLL_REDUCE_SCATTER: return "reduce_scatter";
+    case HRING_COLL_ALLGATHER: return "allgather";
+    case HRING_COLL_BROADCAST: return "broadcast";
+    case HRING_COLL_REDUCE: return "reduce";
+    case HRING_COLL_BARRIER: return "barrier";
     case HRING_COLL_PROBE: return "device set-up";
     case HRING_WIRE_BYE: return "leave notice";
     case HRING_WIRE_FAIL: return "failure notice";

@@ -25,6 +25,11 @@ enum {
   HRING_COLL_ALLREDUCE = 1,
   HRING_COLL_DEVICE = 2,    /* the host exchanges of a device allreduce */
   HRING_COLL_PROBE = 3,     /* the device set-up probe */
+  HRING_COLL_REDUCE_SCATTER = 4,
+  HRING_COLL_ALLGATHER = 5,
+  HRING_COLL_BROADCAST = 6,
+  HRING_COLL_REDUCE = 7,
+  HRING_COLL_BARRIER = 8,
   HRING_WIRE_BYE = 0x100,   /* notice: the peer destroyed its communicator */
   HRING_WIRE_FAIL = 0x101,  /* notice: the peer's communicator failed */
 };
