@@ -156,6 +156,12 @@ hring_result_t hring_allreduce(const void *sendbuf, void *recvbuf, size_t count,
                                hring_datatype_t datatype, hring_redop_t op,
                                hring_comm_t comm, void *stream);
 
+/* ---- collectives beyond allreduce: begin ---- */
+/* ---- collectives beyond allreduce: end ---- */
+
+/* ---- topology: begin ---- */
+/* ---- topology: end ---- */
+
 /* Size in bytes of one element, 0 for an unknown type. */
 size_t hring_type_size(hring_datatype_t datatype);
 

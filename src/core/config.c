@@ -61,6 +61,10 @@ static const hring_cfg_entry_t table[HRING_CFG_COUNT] = {
                                     "pipeline chunk of device data staged through host memory"},
     [HRING_CFG_CUDA_WAIT] = {"HRING_CUDA_WAIT", "auto", "name",
                              "how a stream waits for a collective: auto (stream memory op), hostfn"},
+    [HRING_CFG_BIND] = {"HRING_BIND", "none", "name",
+                        "pin each rank: none, core (a core of its own), numa (the cores of one NUMA node)"},
+    [HRING_CFG_MODEL_FILE] = {"HRING_MODEL_FILE", NULL, "path",
+                              "cost model parameters to load (written by hring-tune); default: built-in"},
 };
 
 const hring_cfg_entry_t *hring__cfg_table(void) { return table; }
