@@ -38,4 +38,48 @@ hring_result_t hring__group_reduce_scatter(struct hring_comm *comm, const hring_
 hring_result_t hring__group_allgather(struct hring_comm *comm, const hring_group_t *g, void *buf,
                                       size_t count, size_t esize, size_t chunk_bytes);
 
+/* AR: reduce-scatter then allgather, fused per chunk (the flat ring of
+ * ring.c over the world group).  flags: HRING_REDUCE_NT (reduce.h) for the
+ * result stores. */
+hring_result_t hring__group_allreduce(struct hring_comm *comm, const hring_group_t *g,
+                                      const void *in, void *out, size_t count,
+                                      hring_datatype_t type, hring_redop_t op, int div, int flags,
+                                      size_t chunk_bytes);
+
+/* The general form behind the three calls above, for schedules that chain
+ * several phases: the caller's engine progresses the connections and is
+ * not flushed.  Parts are bounds[i] .. bounds[i+1] (n + 1 element offsets,
+ * the same on every member) or, when bounds is NULL, hring__partition's.
+ * mode HRING_GROUP_RS: out points at this member's part (as out_part
+ * above); HRING_GROUP_AG (in unused) and HRING_GROUP_AR: out is the whole
+ * buffer. */
+enum { HRING_GROUP_RS = 1, HRING_GROUP_AG = 2, HRING_GROUP_AR = 3 };
+typedef struct {
+  const void *in;
+  void *out;
+  size_t count, esize;
+  hring_datatype_t type;
+  hring_redop_t op;
+  int div;   /* divide each result by this (AVG), 1 for none */
+  int flags; /* HRING_REDUCE_NT or 0, for the result stores */
+  const size_t *bounds;
+  size_t chunk_bytes;
+} hring_group_xfer_t;
+hring_result_t hring__group_run(hring_engine_t *e, const hring_group_t *g, int mode,
+                                const hring_group_xfer_t *x);
+
+/* Chain reduce to member 0: member 0 ends with in reduced over the group
+ * in out (op; AVG sums, the caller divides), others only send.  out may be
+ * in.  Pipelined in chunks of at most chunk_bytes; the engine is not
+ * flushed. */
+hring_result_t hring__group_reduce_chain(hring_engine_t *e, const hring_group_t *g,
+                                         const void *in, void *out, size_t count,
+                                         hring_datatype_t type, hring_redop_t op,
+                                         size_t chunk_bytes);
+
+/* Chain broadcast of bytes from member 0's buf to every member's buf;
+ * flags as hring__copy's.  The engine is not flushed. */
+hring_result_t hring__group_bcast_chain(hring_engine_t *e, const hring_group_t *g, void *buf,
+                                        size_t bytes, size_t chunk_bytes, int flags);
+
 #endif

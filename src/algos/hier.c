@@ -1,15 +1,176 @@
-/* hier.c - placeholder until the hierarchical ring lands: refused with a
- * clear error, never run. */
+/*
+ * hier.c - hierarchical ring allreduce, in the two forms of DESIGN.md
+ * ("Algorithms and the cost model"), for any layout of ranks on nodes:
+ * one node, one rank per node, and nodes of unequal sizes.
+ *
+ * Ranks of a node are taken in rank order (local rank 0 first); nodes in
+ * the order of comm->node_of.  Both forms send over the inter-node links
+ * only what the nodes' rings need, and keep the rest on shared memory.
+ *
+ * hier (Jia et al. 2018, the paper's form):
+ *   1. every node reduces its inputs to its local rank 0, the leader,
+ *      along a chain (local rank L-1 -> ... -> 0), pipelined in chunks;
+ *   2. the leaders run a ring allreduce (group.c) among themselves, which
+ *      divides by nranks for AVG;
+ *   3. every leader broadcasts the result along the same chain, pipelined.
+ *
+ * hier2d (2D ring):
+ *   1. every node reduce-scatters its inputs among its ranks;
+ *   2. for every shard, the owners of that shard, one per node, run a ring
+ *      allreduce of the shard; the shards' rings run at the same time;
+ *   3. every node allgathers the shards among its ranks.
+ *
+ * The shard partition of hier2d must be the same on every node and give
+ * every shard an owner on every node, whatever the node sizes.  With S the
+ * largest node size, the buffer is cut into S shards (hring__partition);
+ * on a node of L ranks, local rank l owns the contiguous shards
+ * [floor(l*S/L), floor((l+1)*S/L)), at least one since S >= L.  Nodes of
+ * the largest size give one shard to each rank; a smaller node gives some
+ * ranks several, which run their shards' rings one after the other in
+ * shard order.  Every rank takes its rings in increasing shard order, so a
+ * ring waits only on rings of smaller shards, and two rings that share a
+ * connection use it in the same order on both ends: no cycle, no mix-up.
+ *
+ * In both forms every element of the result is computed once, by one rank
+ * (a leader, or the shard owner that ends the ring's reduce-scatter), and
+ * copied to all others, so every rank holds the same bits; AVG sums
+ * everywhere and divides once, by nranks, in that final reduction.
+ */
+#include <stdlib.h>
+
 #include "algos/algo.h"
+#include "algos/group.h"
+#include "algos/reduce.h"
 #include "core/error.h"
+
+/* The node layout of comm, as groups. */
+typedef struct {
+  int *mem;         /* one allocation holding the arrays below */
+  int *members;     /* [nranks] ranks sorted by node, then by rank */
+  int *first;       /* [nnodes] index of each node's first rank in members */
+  int *size;        /* [nnodes] ranks on each node */
+  int *ring;        /* [nnodes] scratch for a ring across the nodes */
+  hring_group_t local;   /* this node's ranks, by local rank */
+  hring_group_t leaders; /* local rank 0 of every node, by node */
+} topo_t;
+
+static hring_result_t topo_init(struct hring_comm *comm, topo_t *t) {
+  const int n = comm->nranks, nn = comm->nnodes;
+  t->mem = malloc(sizeof(int) * ((size_t)n + 4 * (size_t)nn));
+  if (!t->mem) return hring__err(HRING_ERR_NO_MEMORY, "hierarchical allreduce: node layout");
+  t->members = t->mem;
+  t->first = t->members + n;
+  t->size = t->first + nn;
+  t->ring = t->size + nn;
+  int *fill = t->ring + nn;
+  for (int v = 0; v < nn; v++) t->size[v] = 0;
+  for (int r = 0; r < n; r++) t->size[comm->node_of[r]]++;
+  for (int v = 0, at = 0; v < nn; v++) {
+    t->first[v] = at;
+    fill[v] = at;
+    at += t->size[v];
+  }
+  for (int r = 0; r < n; r++) t->members[fill[comm->node_of[r]]++] = r;
+  /* Leaders reuse fill (now spent) as their storage. */
+  for (int v = 0; v < nn; v++) fill[v] = t->members[t->first[v]];
+  t->local = (hring_group_t){t->size[comm->node], comm->local_rank, t->members + t->first[comm->node]};
+  t->leaders = (hring_group_t){nn, comm->local_rank == 0 ? comm->node : -1, fill};
+  return HRING_SUCCESS;
+}
 
 hring_result_t hring__allreduce_hier(struct hring_comm *comm, const hring_coll_args_t *a,
                                      size_t chunk_bytes) {
-  (void)comm, (void)a, (void)chunk_bytes;
-  return hring__err(HRING_ERR_UNSUPPORTED, "HRING_ALGO=hier: not available in this build");
+  topo_t t;
+  HRING_CHECK(topo_init(comm, &t));
+  hring_result_t r = HRING_SUCCESS;
+  const int nt = a->nt ? HRING_REDUCE_NT : 0;
+  const int alone = t.local.n == 1;
+  hring_engine_t e;
+  hring__engine_init(&e, comm);
+
+  if (!alone) {
+    r = hring__group_reduce_chain(&e, &t.local, a->sendbuf, a->recvbuf, a->count, a->type, a->op,
+                                  chunk_bytes);
+    if (r != HRING_SUCCESS) goto out;
+  }
+  if (t.leaders.me >= 0) {
+    /* The leader's partial sum is in recvbuf unless it is alone on its
+     * node; the ring's result is read again by the broadcast unless it is. */
+    hring_group_xfer_t x = {alone ? a->sendbuf : a->recvbuf, a->recvbuf, a->count, a->esize,
+                            a->type, a->op, a->op == HRING_AVG ? comm->nranks : 1,
+                            alone ? nt : 0, NULL, chunk_bytes};
+    r = hring__group_run(&e, &t.leaders, HRING_GROUP_AR, &x);
+    if (r != HRING_SUCCESS) goto out;
+  }
+  if (!alone) {
+    r = hring__group_bcast_chain(&e, &t.local, a->recvbuf, a->count * a->esize, chunk_bytes, nt);
+    if (r != HRING_SUCCESS) goto out;
+  }
+  r = hring__engine_flush(&e);
+out:
+  free(t.mem);
+  return r;
 }
+
+/* The local rank that owns shard s (of S) on a node of L ranks. */
+static int shard_owner(int s, int S, int L) {
+  int i = L - 1;
+  while ((long)i * S / L > s) i--;
+  return i;
+}
+
+/* First element of shard s of S; shard S starts at count. */
+static size_t shard_start(size_t count, int S, int s) {
+  size_t off, cnt;
+  if (s >= S) return count;
+  hring__partition(count, S, s, &off, &cnt);
+  return off;
+}
+
 hring_result_t hring__allreduce_hier2d(struct hring_comm *comm, const hring_coll_args_t *a,
                                        size_t chunk_bytes) {
-  (void)comm, (void)a, (void)chunk_bytes;
-  return hring__err(HRING_ERR_UNSUPPORTED, "HRING_ALGO=hier2d: not available in this build");
+  topo_t t;
+  HRING_CHECK(topo_init(comm, &t));
+  hring_result_t r = HRING_SUCCESS;
+  const int L = t.local.n, l = t.local.me;
+  int S = 0;
+  for (int v = 0; v < comm->nnodes; v++)
+    if (t.size[v] > S) S = t.size[v];
+  size_t *bounds = malloc(sizeof(size_t) * ((size_t)L + 1));
+  if (!bounds) {
+    free(t.mem);
+    return hring__err(HRING_ERR_NO_MEMORY, "hier2d allreduce: shard bounds");
+  }
+  /* Local rank i's part is its shards, [floor(i*S/L), floor((i+1)*S/L)). */
+  for (int i = 0; i <= L; i++) bounds[i] = shard_start(a->count, S, (int)((long)i * S / L));
+  char *out = a->recvbuf;
+  const size_t es = a->esize;
+  hring_engine_t e;
+  hring__engine_init(&e, comm);
+
+  hring_group_xfer_t rs = {a->sendbuf, out + bounds[l] * es, a->count, es, a->type, a->op, 1, 0,
+                           bounds, chunk_bytes};
+  r = hring__group_run(&e, &t.local, HRING_GROUP_RS, &rs);
+  if (r != HRING_SUCCESS) goto out;
+
+  for (int s = (int)((long)l * S / L); s < (int)((long)(l + 1) * S / L); s++) {
+    for (int v = 0; v < comm->nnodes; v++)
+      t.ring[v] = t.members[t.first[v] + shard_owner(s, S, t.size[v])];
+    hring_group_t ring = {comm->nnodes, comm->node, t.ring};
+    size_t lo = shard_start(a->count, S, s), hi = shard_start(a->count, S, s + 1);
+    hring_group_xfer_t x = {out + lo * es, out + lo * es, hi - lo, es, a->type, a->op,
+                            a->op == HRING_AVG ? comm->nranks : 1, 0, NULL, chunk_bytes};
+    r = hring__group_run(&e, &ring, HRING_GROUP_AR, &x);
+    if (r != HRING_SUCCESS) goto out;
+  }
+
+  hring_group_xfer_t ag = {NULL, out, a->count, es, a->type, a->op, 1, a->nt ? HRING_REDUCE_NT : 0,
+                           bounds, chunk_bytes};
+  r = hring__group_run(&e, &t.local, HRING_GROUP_AG, &ag);
+  if (r != HRING_SUCCESS) goto out;
+  r = hring__engine_flush(&e);
+out:
+  free(bounds);
+  free(t.mem);
+  return r;
 }

@@ -39,21 +39,22 @@ hring_result_t hring__waiter_pause(hring_waiter_t *w, const char *what, int peer
   }
   uint64_t now = hring__now_ns();
   if (w->start_ns == 0) w->start_ns = now;
-  if ((w->polls & 63) == 0 || comm->oversubscribed) {
-    if (atomic_load_explicit(&comm->aborted, memory_order_relaxed))
-      return hring__err(HRING_ERR_INVALID_USAGE, "rank %d: communicator aborted while waiting for %s",
-                        comm->rank, what);
-    if (now > w->deadline_ns) {
-      const char *host = peer >= 0 && peer < comm->nranks ? comm->peers[peer].host : "?";
-      return hring__err(HRING_ERR_TIMEOUT,
-                        "rank %d: timed out after %lld ms waiting for %s from rank %d (host %s); "
-                        "HRING_TIMEOUT_MS sets the limit",
-                        comm->rank, (long long)comm->timeout_ms, what, peer, host);
-    }
-    /* Whatever this rank waits for, a peer that failed or died anywhere
-     * ends the wait (every ~100 ms, transports_health). */
-    if (comm->ready) HRING_CHECK(hring__transports_health(comm));
+  /* The abort flag is one relaxed load: read at every slow poll, so an
+   * abort ends a wait within one sleep (at most HRING_SLEEP_MAX_NS). */
+  if (atomic_load_explicit(&comm->aborted, memory_order_relaxed))
+    return hring__err(HRING_ERR_INVALID_USAGE, "rank %d: communicator aborted while waiting for %s",
+                      comm->rank, what);
+  if (now > w->deadline_ns) {
+    const char *host = peer >= 0 && peer < comm->nranks ? comm->peers[peer].host : "?";
+    return hring__err(HRING_ERR_TIMEOUT,
+                      "rank %d: timed out after %lld ms waiting for %s from rank %d (host %s); "
+                      "HRING_TIMEOUT_MS sets the limit",
+                      comm->rank, (long long)comm->timeout_ms, what, peer, host);
   }
+  /* Whatever this rank waits for, a peer that failed or died anywhere ends
+   * the wait: transports_health looks at every peer once per 100 ms and
+   * returns at once in between. */
+  if (comm->ready) HRING_CHECK(hring__transports_health(comm));
   uint64_t waited = now - w->start_ns;
   if (!comm->oversubscribed && waited < (uint64_t)comm->spin_ns) {
     cpu_relax();

@@ -73,6 +73,16 @@ static pid_t start_root(hring_unique_id_t *id) {
   return pid;
 }
 
+int mp_node_of(int rank) {
+  const char *p = getenv("MP_NODE_MAP");
+  if (!p || !*p) return -1;
+  for (int r = 0; r < rank && p; r++) {
+    p = strchr(p, ',');
+    if (p) p++;
+  }
+  return p && *p >= '0' && *p <= '9' ? atoi(p) : -1;
+}
+
 int mp_run(int nranks, mp_body_fn body, void *arg) {
   hring_unique_id_t id;
   hring_result_t r;
@@ -89,11 +99,14 @@ int mp_run(int nranks, mp_body_fn body, void *arg) {
     if (pids[rank] == 0) {
       hring_comm_t comm;
       if (enter_netns(rank) != 0) _exit(1);
-      /* MP_NODES=k splits the ranks into k emulated nodes (rank % k). */
+      /* MP_NODES=k splits the ranks into k emulated nodes (rank % k);
+       * MP_NODE_MAP lists each rank's node, for nodes of unequal sizes. */
       const char *nodes = getenv("MP_NODES");
-      if (nodes && atoi(nodes) > 0) {
+      int node_index = mp_node_of(rank);
+      if (node_index < 0 && nodes && atoi(nodes) > 0) node_index = rank % atoi(nodes);
+      if (node_index >= 0) {
         char node[32];
-        snprintf(node, sizeof node, "mpnode%d", rank % atoi(nodes));
+        snprintf(node, sizeof node, "mpnode%d", node_index);
         setenv("HRING_NODE_ID", node, 1);
       }
       r = hring_comm_init_rank(&comm, nranks, id, rank);

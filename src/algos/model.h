@@ -1,0 +1,94 @@
+/*
+ * model.h - the alpha-beta-gamma cost model of the allreduce algorithms.
+ *
+ * T = alpha * message steps + beta * bytes on the wire + gamma * bytes
+ * reduced (Thakur, Rabenseifner and Gropp, "Optimization of Collective
+ * Communication Operations in MPICH", IJHPCA 2005), with one set of
+ * parameters per level: between ranks of one node and between nodes.  The
+ * formulas follow the step structure of each algorithm id of algo.h and are
+ * written out in docs/model.md.  The same predictions choose the algorithm
+ * of a call, and perf/sim/hring_sim.c extrapolates them to large clusters.
+ *
+ * Parameters come from the built-in defaults (measured on the development
+ * machine), from hring__model_calibrate on a live communicator, or from a
+ * file written by hring-tune (HRING_MODEL_FILE).
+ */
+#ifndef HRING_MODEL_H
+#define HRING_MODEL_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include "hring.h"
+
+struct hring_comm;
+
+/* One level's line: a message of m bytes costs alpha + beta * m on the
+ * wire, and reducing m bytes into a partial result costs gamma * m. */
+typedef struct {
+  double alpha; /* s per message step */
+  double beta;  /* s per byte on the wire */
+  double gamma; /* s per byte reduced */
+} hring_model_level_t;
+
+typedef struct {
+  hring_model_level_t intra; /* ranks that share a node (shm, cuda_ipc) */
+  hring_model_level_t inter; /* ranks on different nodes (tcp, ib) */
+} hring_model_params_t;
+
+/* The layout a prediction is made for.  Ranks are placed on nodes in
+ * blocks of consecutive ranks (what the launchers do by default). */
+typedef struct {
+  int nranks;   /* P */
+  int nnodes;   /* N */
+  int kmax;     /* most ranks on one node */
+  int kmin;     /* fewest ranks on one node */
+  size_t chunk; /* largest message an algorithm sends (pipelining unit); 0: no limit */
+} hring_model_shape_t;
+
+/* Format version of the parameter file (hring__model_save). */
+#define HRING_MODEL_FILE_VERSION 1
+
+/* The built-in parameters (model.c says where each was measured). */
+void hring__model_defaults(hring_model_params_t *p);
+
+/* A shape of P ranks on N nodes of k ranks each (P = N * k). */
+hring_model_shape_t hring__model_shape(int nranks, int nnodes, size_t chunk);
+
+/* The shape of a live communicator: its node layout and its smallest slot. */
+void hring__model_shape_of(const struct hring_comm *comm, hring_model_shape_t *s);
+
+/* Whether algorithm `algo` can run this allreduce at all (exchange needs
+ * two ranks, allpairs a message that fits one slot, the hierarchical forms
+ * equal nodes, ...).  The placeholders of algorithms not yet built are the
+ * caller's business: pass them out of the mask of hring__model_choose. */
+int hring__model_applicable(const hring_model_shape_t *s, int algo, size_t bytes);
+
+/* Predicted seconds of one allreduce of `bytes` bytes by algorithm `algo`
+ * (an id of algo.h other than AUTO); a negative value for an unknown id.
+ * Defined for every shape, applicable or not. */
+double hring__model_predict(const hring_model_params_t *p, const hring_model_shape_t *s,
+                            int algo, size_t bytes);
+
+/* The fastest applicable algorithm among those whose bit (1 << id) is set
+ * in `allowed`, and its predicted time in *predicted (may be NULL).
+ * Returns HRING_ALGO_RING when none of them applies (the ring always runs). */
+int hring__model_choose(const hring_model_params_t *p, const hring_model_shape_t *s,
+                        size_t bytes, unsigned allowed, double *predicted);
+
+/* Measures the parameters on a live communicator (collective: every rank
+ * calls it and every rank gets the same result).  Ping-pong between rank 0
+ * and a rank on its node, and one on another node when there is one; the
+ * local reduction kernel for gamma.  A level that cannot be measured (no
+ * second node) keeps the value *p holds on entry.  Takes well under a
+ * second. */
+hring_result_t hring__model_calibrate(struct hring_comm *comm, hring_model_params_t *p);
+
+/* The parameter file: "key = value" lines, '#' comments, a version line.
+ * save writes every key; load needs every key, refuses unknown ones and
+ * values that are not finite and >= 0, and says which line is wrong. */
+hring_result_t hring__model_save(const char *path, const hring_model_params_t *p,
+                                 const char *comment);
+hring_result_t hring__model_write(FILE *f, const hring_model_params_t *p, const char *comment);
+hring_result_t hring__model_load(const char *path, hring_model_params_t *p);
+
+#endif
