@@ -196,3 +196,49 @@ $(BUILD)/fuzz/gen_%: $(BUILD)/fuzz/obj/tests/fuzz/gen_%.o $(BUILD)/fuzz/libhring
 .PHONY: fuzz fuzz-build
 -include $(shell find $(BUILD)/fuzz/obj -name '*.d' 2>/dev/null)
 # ---- fuzzing (tests/fuzz/) ---- end -----------------------------------------
+# ---- topology ---- begin ----------------------------------------------------
+# src/core/topo.c calls libhwloc through dlopen when hwloc.h is found here
+# (the header fixes the object layout, a run-time check the ABI); the library
+# is never linked, so one build runs with and without it.  `make HWLOC=0`
+# leaves it out: the topology then comes from Linux's files alone.
+HWLOC ?= $(call have,/usr/include/hwloc.h)
+$(BUILD)/obj/src/core/topo.o: CPPFLAGS_EXTRA = -DHRING_HAVE_HWLOC_H=$(HWLOC)
+# ---- topology ---- end ------------------------------------------------------
+
+# ---- model tools ---- begin -------------------------------------------------
+# hring-tune measures the cost model (src/algos/model.h) on live ranks;
+# hring-sim predicts large clusters from it (docs/model.md).  The simulator
+# lives in perf/sim/, out of the perf/*.c wildcard, so that it is not linked
+# into the *_perf benchmarks as common code.
+all: $(BUILD)/bin/hring-tune $(BUILD)/bin/hring-sim
+
+$(BUILD)/bin/hring-tune: $(BUILD)/obj/src/tools/hring_tune.o $(BUILD)/lib/libhring.a
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/bin/hring-sim: $(BUILD)/obj/perf/sim/hring_sim.o $(BUILD)/lib/libhring.a
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
+# ---- model tools ---- end ---------------------------------------------------
+
+# ---- pmix ---- begin ---------------------------------------------------------
+# Bootstrap through PMIx (src/core/pmix.c, docs/launch.md): compiled in where
+# <pmix.h> is found (pkg-config's pmix, then the usual places; Debian keeps it
+# under pmix2/), never linked: libpmix is loaded at run time, so programs
+# linking libhring.a need no -lpmix.  `make PMIX_INC=` builds without it.
+PMIX_H := $(firstword $(wildcard \
+            $(addsuffix /pmix.h,$(shell pkg-config --variable=includedir pmix 2>/dev/null)) \
+            /usr/include/pmix.h /usr/local/include/pmix.h /usr/lib/*/pmix2/include/pmix.h))
+PMIX_INC ?= $(patsubst %/,%,$(dir $(PMIX_H)))
+PMIX_LIBDIR ?= $(firstword $(shell pkg-config --variable=libdir pmix 2>/dev/null) \
+                 $(patsubst %/,%,$(dir $(wildcard $(PMIX_INC)/../lib/libpmix.so.2))))
+ifneq ($(PMIX_INC),)
+$(BUILD)/obj/src/core/pmix.o: CPPFLAGS_EXTRA = -DHRING_HAVE_PMIX_H=1 -isystem $(PMIX_INC) \
+  $(if $(PMIX_LIBDIR),-DHRING_PMIX_LIBDIR='"$(abspath $(PMIX_LIBDIR))"')
+endif
+# Several communicators of one job, run by tests/launch/{mpirun,srun}.sh.
+all: $(BUILD)/bin/launch_comms
+$(BUILD)/bin/launch_comms: $(BUILD)/obj/tests/launch/comms.o $(BUILD)/lib/libhring.a
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
+# ---- pmix ---- end -----------------------------------------------------------

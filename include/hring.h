@@ -157,9 +157,82 @@ hring_result_t hring_allreduce(const void *sendbuf, void *recvbuf, size_t count,
                                hring_comm_t comm, void *stream);
 
 /* ---- collectives beyond allreduce: begin ---- */
+/* What the calls below share (docs/collectives.md):
+ * - NCCL's semantics and in-place rules; counts may be 0 (nothing happens,
+ *   no message is sent) and need not divide by the number of ranks.
+ * - Host buffers only for now: the call is host-synchronous, after a
+ *   non-NULL `stream` (cudaStream_t) has been waited for.  A device buffer
+ *   gives HRING_ERR_UNSUPPORTED (only hring_allreduce has a device path).
+ * - A bad argument (NULL buffer, unknown type or op, root out of range,
+ *   buffers that overlap other than in place) returns
+ *   HRING_ERR_INVALID_ARGUMENT and writes nothing.  Ranks that call
+ *   different collectives, or the same one with different counts, types,
+ *   ops or roots, get an error instead of a hang (a broadcast or reduce
+ *   root, which only sends, possibly at its next call), and the
+ *   communicator is then failed as after any error. */
+
+/* Reduce-scatter: rank r receives in recvbuf the recvcount elements
+ * [r*recvcount, (r+1)*recvcount) of op over ranks of sendbuf, which holds
+ * nranks*recvcount elements.  In place when recvbuf == sendbuf +
+ * rank*recvcount elements.  AVG divides by nranks.  Every element is
+ * reduced by one rank, in an order fixed by the count and nranks. */
+hring_result_t hring_reduce_scatter(const void *sendbuf, void *recvbuf, size_t recvcount,
+                                    hring_datatype_t datatype, hring_redop_t op,
+                                    hring_comm_t comm, void *stream);
+
+/* Allgather: recvbuf (nranks*sendcount elements) receives every rank's
+ * sendcount elements, rank r's at r*sendcount.  In place when sendbuf ==
+ * recvbuf + rank*sendcount elements. */
+hring_result_t hring_allgather(const void *sendbuf, void *recvbuf, size_t sendcount,
+                               hring_datatype_t datatype, hring_comm_t comm, void *stream);
+
+/* Broadcast: count elements of root's sendbuf to every rank's recvbuf.
+ * sendbuf is read on root only (it may be NULL elsewhere).  In place when
+ * sendbuf == recvbuf. */
+hring_result_t hring_broadcast(const void *sendbuf, void *recvbuf, size_t count,
+                               hring_datatype_t datatype, int root, hring_comm_t comm,
+                               void *stream);
+
+/* Reduce: root's recvbuf receives op over ranks of sendbuf (count
+ * elements); recvbuf is used on root only (it may be NULL elsewhere).  In
+ * place when sendbuf == recvbuf.  AVG divides by nranks.  For a given
+ * number of ranks and root the reduction order is fixed, so repeated calls
+ * give the same bits. */
+hring_result_t hring_reduce(const void *sendbuf, void *recvbuf, size_t count,
+                            hring_datatype_t datatype, hring_redop_t op, int root,
+                            hring_comm_t comm, void *stream);
+
+/* Barrier: returns on no rank before every rank has entered it. */
+hring_result_t hring_barrier(hring_comm_t comm, void *stream);
 /* ---- collectives beyond allreduce: end ---- */
 
 /* ---- topology: begin ---- */
+/* Nodes.  A node is the set of ranks that can share memory: by default the
+ * ranks whose host name and boot id (/proc/sys/kernel/random/boot_id) are
+ * equal; HRING_NODE_ID, when set, replaces that identity for the process
+ * that has it (so one machine can be split into emulated nodes).  Nodes are
+ * numbered 0..count-1 in the order of their lowest rank, and the ranks of a
+ * node have local ranks 0..local_size-1 in the order of their ranks.  These
+ * calls are local (no communication) and need a live communicator: a NULL,
+ * destroyed or unknown handle, or a NULL output pointer, is
+ * HRING_ERR_INVALID_ARGUMENT and nothing is written.
+ *
+ * At creation, HRING_BIND=core pins the creating thread (and the threads it
+ * starts afterwards) to the local rank's own core among the cores the
+ * process may use (round-robin when there are more local ranks than cores);
+ * HRING_BIND=numa to the CPUs of NUMA node (local rank mod the nodes that
+ * hold such cores).  A failed pinning is logged and creation goes on; an
+ * unknown HRING_BIND value makes creation fail with
+ * HRING_ERR_INVALID_ARGUMENT.  See docs/topology.md. */
+
+/* This rank's index among the ranks of its node. */
+hring_result_t hring_comm_local_rank(hring_comm_t comm, int *local_rank);
+/* The number of ranks on this rank's node. */
+hring_result_t hring_comm_local_size(hring_comm_t comm, int *local_size);
+/* The index of this rank's node, 0 <= node < hring_comm_node_count. */
+hring_result_t hring_comm_node(hring_comm_t comm, int *node);
+/* The number of nodes the communicator spans. */
+hring_result_t hring_comm_node_count(hring_comm_t comm, int *node_count);
 /* ---- topology: end ---- */
 
 /* Size in bytes of one element, 0 for an unknown type. */

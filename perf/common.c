@@ -177,6 +177,11 @@ int64_t hring_perf_reduce_input(const hring_perf_ctx_t *c, int rank, size_t i) {
   }
 }
 
+int64_t hring_perf_rank_input(const hring_perf_ctx_t *c, int rank, size_t i) {
+  (void)c;
+  return (int64_t)(i % 30) + (int64_t)(rank % 64);
+}
+
 int64_t hring_perf_reduce_result(const hring_perf_ctx_t *c, int rank,
                                  size_t i) {
   (void)rank;
@@ -558,12 +563,9 @@ static double perf_now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* The API has no barrier yet; a one-element allreduce returns on no rank
- * before every rank has entered it. */
+/* Starts the ranks' timed loops together. */
 static void perf_barrier(perf_run_t *R) {
-  int32_t x = 0;
-  perf_check_rc(R, hring_allreduce(&x, &x, 1, HRING_INT32, HRING_SUM, R->comm, NULL),
-                "hring_allreduce (barrier)");
+  perf_check_rc(R, hring_barrier(R->comm, NULL), "hring_barrier");
 }
 
 /* how: 0 rank 0's value, 1 average, 2 min, 3 max over ranks. */
@@ -856,7 +858,14 @@ static void perf_sweep(perf_run_t *R, hring_datatype_t type, hring_redop_t op) {
   c.stream = perf_dev_stream(R->dev);
 
   for (size_t size = o->minbytes; size <= o->maxbytes;) {
-    coll->get_counts(size / c.type_size, R->nranks, &c.n);
+    size_t count = size / c.type_size;
+    if (coll->part_align_bytes > c.type_size) {
+      /* floor(count / (n a)) * n a: every part floor(count / n) rounded
+       * down to a elements, as nccl-tests computes it. */
+      size_t unit = coll->part_align_bytes / c.type_size * (size_t)R->nranks;
+      count = count / unit * unit;
+    }
+    coll->get_counts(count, R->nranks, &c.n);
     size_t sb = c.n.sendcount * c.type_size, rb = c.n.recvcount * c.type_size;
     size_t bytes = sb > rb ? sb : rb;
     int64_t w1 = -1, w2 = -1;
@@ -931,7 +940,7 @@ int hring_perf_main(int argc, char **argv, const hring_perf_coll_t *coll) {
   R.recvbuf = r;
   memset(R.sendbuf, 0, R.bufbytes);
   memset(R.recvbuf, 0xff, R.bufbytes);
-  if (!o.host_mem) {
+  if (!o.host_mem && !coll->host_only) {
     const char *lr = getenv("HRING_LOCAL_RANK");
     if (!lr) lr = getenv("LOCAL_RANK");
     if (!lr) lr = getenv("OMPI_COMM_WORLD_LOCAL_RANK");

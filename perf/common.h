@@ -71,6 +71,13 @@ typedef struct {
   /* One call of the collective. */
   hring_result_t (*run)(const hring_perf_ctx_t *c, const void *sendbuf,
                         void *recvbuf);
+  /* Optional (0 leaves them off; all_reduce uses neither): */
+  /* Each rank's part of the buffer is rounded down to a multiple of this
+   * many bytes before get_counts sees the count, as nccl-tests' reduce
+   * scatter and all_gather round theirs to 16 bytes. */
+  size_t part_align_bytes;
+  /* The call takes host buffers only: device buffers are never opened. */
+  int host_only;
 } hring_perf_coll_t;
 
 /* Runs the benchmark: parses argv, measures, prints on rank 0 and returns
@@ -91,6 +98,11 @@ int64_t hring_perf_reduce_input(const hring_perf_ctx_t *c, int rank, size_t i);
  * closed form (`rank` is ignored). */
 int64_t hring_perf_reduce_result(const hring_perf_ctx_t *c, int rank,
                                  size_t i);
+
+/* A pattern that differs from rank to rank (for gathers and broadcasts,
+ * where a piece put in the wrong place must show): (i mod 30) + (rank mod
+ * 64), exact in every type. */
+int64_t hring_perf_rank_input(const hring_perf_ctx_t *c, int rank, size_t i);
 
 /* Writes fn(c, who, first + j) to element j of buf, 0 <= j < count. */
 void hring_perf_fill(const hring_perf_ctx_t *c, void *buf, size_t count,

@@ -93,6 +93,10 @@ enum { HRING_ALGO_AUTO = 0, HRING_ALGO_RING = 1, HRING_ALGO_ALLPAIRS = 2, HRING_
        HRING_ALGO_TREE = 7, HRING_ALGO_HIER = 8, HRING_ALGO_HIER2D = 9, HRING_ALGO_COUNT = 10 };
 extern const char *const hring__algo_names[HRING_ALGO_COUNT];
 
+/* The pipeline chunk of the chunked schedules (ring, direct, tree, hier)
+ * for a message of `bytes`: the same on every rank. */
+size_t hring__ring_chunk(const struct hring_comm *comm, size_t bytes);
+
 /* Reads the tuning variables into comm and caches the smallest slot; called
  * once the connections exist. */
 hring_result_t hring__algo_comm_init(struct hring_comm *comm);

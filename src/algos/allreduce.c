@@ -4,30 +4,57 @@
  */
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "algos/algo.h"
+#include "algos/choose.h"
 #include "algos/coll.h"
 #include "algos/device.h"
 #include "algos/reduce.h"
+#include "core/bootstrap.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/visibility.h"
 
 #define ALLPAIRS_MAX_BYTES 4096 /* allpairs.c keeps a local copy this large */
-#define DIRECT_MAX_BYTES (256 * 1024)
 
 const char *const hring__algo_names[HRING_ALGO_COUNT] = {
     "auto", "ring", "allpairs", "direct", "exchange", "rdouble", "rabenseifner", "tree", "hier",
     "hier2d"};
 
-hring_result_t hring__algo_comm_init(struct hring_comm *comm) {
+/* What every rank's choice of algorithm and chunk depends on must be the
+ * same on every rank, or ranks cut messages differently: a rank alone on
+ * its node has only tcp connections (other slot sizes) and nodes may differ
+ * in ranks per core.  So the smallest slot and whether any node is
+ * oversubscribed are agreed once, through the bootstrap. */
+static hring_result_t agree_layout(struct hring_comm *comm) {
+  typedef struct {
+    uint64_t min_slot;
+    int32_t oversubscribed, pad;
+  } layout_t;
   size_t m = SIZE_MAX;
   for (int p = 0; p < comm->nranks; p++)
     if (comm->conns[p] && comm->conns[p]->slot_size < m) m = comm->conns[p]->slot_size;
-  comm->min_slot = m;
+  layout_t mine = {m, comm->oversubscribed, 0}, *all = calloc((size_t)comm->nranks, sizeof *all);
+  if (!all) return hring__err(HRING_ERR_NO_MEMORY, "comm init");
+  hring_result_t r = hring__bootstrap_allgather(comm->bs, &mine, all, sizeof mine);
+  if (r == HRING_SUCCESS) {
+    comm->min_slot = m;
+    comm->oversub_any = 0;
+    for (int p = 0; p < comm->nranks; p++) {
+      if (all[p].min_slot < comm->min_slot) comm->min_slot = (size_t)all[p].min_slot;
+      comm->oversub_any |= all[p].oversubscribed != 0;
+    }
+  }
+  free(all);
+  return r;
+}
+
+hring_result_t hring__algo_comm_init(struct hring_comm *comm) {
+  HRING_CHECK(agree_layout(comm));
   const char *forced = hring__cfg_str(HRING_CFG_ALGO);
   comm->algo_forced = HRING_ALGO_AUTO;
   if (forced && *forced) {
@@ -44,37 +71,21 @@ hring_result_t hring__algo_comm_init(struct hring_comm *comm) {
   comm->small_max = hring__cfg_int(HRING_CFG_SMALL_MAX);
   comm->chunk_size = hring__cfg_int(HRING_CFG_CHUNK_SIZE);
   comm->nt_min = hring__cfg_int(HRING_CFG_NT_MIN);
-  return HRING_SUCCESS;
+  return hring__choice_init(comm);
 }
 
 static int choose(struct hring_comm *comm, size_t bytes) {
-  int allpairs_ok = bytes <= ALLPAIRS_MAX_BYTES && bytes <= comm->min_slot &&
-                    comm->nranks <= HRING_ENGINE_MAX_ACTIVE;
-  if (comm->algo_forced == HRING_ALGO_RING) return HRING_ALGO_RING;
-  if (comm->algo_forced == HRING_ALGO_EXCHANGE && comm->nranks == 2) return HRING_ALGO_EXCHANGE;
-  if (comm->algo_forced == HRING_ALGO_DIRECT)
-    return comm->nranks <= HRING_ENGINE_MAX_ACTIVE ? HRING_ALGO_DIRECT : HRING_ALGO_RING;
-  if (comm->algo_forced == HRING_ALGO_ALLPAIRS && allpairs_ok) return HRING_ALGO_ALLPAIRS;
-  if (comm->algo_forced >= HRING_ALGO_RDOUBLE) return comm->algo_forced; /* any size, any n */
-  int64_t small = comm->small_max < 0 ? ALLPAIRS_MAX_BYTES : comm->small_max;
-  if (allpairs_ok && (int64_t)bytes <= small) return HRING_ALGO_ALLPAIRS;
-  /* Two ranks over tcp: the one-step exchange keeps both directions
-   * streaming; measured 1.2-1.7 GB/s against the ring's 0.9-1.1 at 1-64 MiB
-   * (docs/performance.md). */
-  if (comm->nranks == 2 && comm->conns[1 - comm->rank]->ops == &hring__tcp_ops)
-    return HRING_ALGO_EXCHANGE;
-  /* Ranks outnumbering cores: every ring step waits for one neighbour to be
-   * scheduled, while the direct exchange has 2 steps whatever the size.
-   * Measured on 2 cores (docs/performance.md): direct wins up to a few
-   * hundred KiB with 4 and 8 ranks; beyond, its n(n-1) FIFOs no longer stay
-   * in cache and the ring is as fast or faster. */
-  if (comm->oversubscribed && comm->nranks <= HRING_ENGINE_MAX_ACTIVE &&
-      bytes <= DIRECT_MAX_BYTES)
-    return HRING_ALGO_DIRECT;
-  return HRING_ALGO_RING;
+  int f = comm->algo_forced;
+  /* A forced algorithm runs where it can; the ring stands in elsewhere. */
+  if (f == HRING_ALGO_EXCHANGE && comm->nranks != 2) f = HRING_ALGO_AUTO;
+  if ((f == HRING_ALGO_DIRECT || f == HRING_ALGO_ALLPAIRS) && comm->nranks > HRING_ENGINE_MAX_ACTIVE)
+    f = HRING_ALGO_RING;
+  if (f == HRING_ALGO_ALLPAIRS && (bytes > ALLPAIRS_MAX_BYTES || bytes > comm->min_slot))
+    f = HRING_ALGO_AUTO;
+  return f != HRING_ALGO_AUTO ? f : hring__choose(comm, bytes);
 }
 
-static size_t ring_chunk(struct hring_comm *comm, size_t bytes) {
+size_t hring__ring_chunk(const struct hring_comm *comm, size_t bytes) {
   size_t slot = comm->min_slot;
   if (comm->chunk_size > 0) return (size_t)comm->chunk_size < slot ? (size_t)comm->chunk_size : slot;
   /* Enough chunks per segment that neighbours overlap, but not so small that
@@ -82,7 +93,7 @@ static size_t ring_chunk(struct hring_comm *comm, size_t bytes) {
   /* Oversubscribed, every hand-off between neighbours may cost a context
    * switch: fewer, larger chunks win (measured with 4 and 8 ranks on 2
    * cores). */
-  if (comm->oversubscribed) return slot;
+  if (comm->oversub_any) return slot;
   size_t seg = bytes / (size_t)comm->nranks;
   size_t chunk = seg / 4;
   if (chunk < 4096) chunk = 4096;
@@ -97,14 +108,14 @@ hring_result_t hring__allreduce_run(struct hring_comm *comm, const hring_coll_ar
   hring__coll_begin(comm, HRING_COLL_ALLREDUCE, ++comm->seq, a.count, a.type, a.op, -1);
   switch (choose(comm, bytes)) {
     case HRING_ALGO_ALLPAIRS: return hring__allreduce_allpairs(comm, &a);
-    case HRING_ALGO_DIRECT: return hring__allreduce_direct(comm, &a, ring_chunk(comm, bytes));
+    case HRING_ALGO_DIRECT: return hring__allreduce_direct(comm, &a, hring__ring_chunk(comm, bytes));
     case HRING_ALGO_EXCHANGE: return hring__allreduce_exchange2(comm, &a, comm->min_slot);
     case HRING_ALGO_RDOUBLE: return hring__allreduce_rdouble(comm, &a);
     case HRING_ALGO_RABENSEIFNER: return hring__allreduce_rabenseifner(comm, &a, comm->min_slot);
-    case HRING_ALGO_TREE: return hring__allreduce_tree(comm, &a, ring_chunk(comm, bytes));
-    case HRING_ALGO_HIER: return hring__allreduce_hier(comm, &a, ring_chunk(comm, bytes));
-    case HRING_ALGO_HIER2D: return hring__allreduce_hier2d(comm, &a, ring_chunk(comm, bytes));
-    default: return hring__allreduce_ring(comm, &a, ring_chunk(comm, bytes));
+    case HRING_ALGO_TREE: return hring__allreduce_tree(comm, &a, hring__ring_chunk(comm, bytes));
+    case HRING_ALGO_HIER: return hring__allreduce_hier(comm, &a, hring__ring_chunk(comm, bytes));
+    case HRING_ALGO_HIER2D: return hring__allreduce_hier2d(comm, &a, hring__ring_chunk(comm, bytes));
+    default: return hring__allreduce_ring(comm, &a, hring__ring_chunk(comm, bytes));
   }
 }
 

@@ -58,6 +58,15 @@ static void chunk_of(const hring_group_xfer_t *x, int n, int i, size_t k, size_t
   *cnt = b - a;
 }
 
+/* A chunk no larger than c's slot.  Every member of a schedule must cut the
+ * data alike: the members of one group use one transport (shared memory
+ * within a node, the network between nodes) configured alike, so the slot
+ * sizes they see agree. */
+static size_t fit_slot(size_t chunk_bytes, const hring_conn_t *c) {
+  if (c && c->slot_size < chunk_bytes) return c->slot_size;
+  return chunk_bytes;
+}
+
 /* A single member: the result is its own input (divided for AVG). */
 static hring_result_t alone(const hring_group_xfer_t *x, int mode) {
   size_t lo, cnt;
@@ -83,7 +92,7 @@ hring_result_t hring__group_run(hring_engine_t *e, const hring_group_t *g, int m
   const char *in = x->in;
   char *out = x->out;
   const size_t es = x->esize;
-  size_t ce = x->chunk_bytes / es;
+  size_t ce = fit_slot(fit_slot(x->chunk_bytes, next), prev) / es;
   if (ce == 0) ce = 1;
   /* Reduce-scatter alone writes only this member's part, at out[0]. */
   size_t skew = 0, biggest = 0, lo, cnt;
@@ -192,7 +201,7 @@ hring_result_t hring__group_reduce_chain(hring_engine_t *e, const hring_group_t 
   hring_conn_t *down = m < n - 1 ? e->comm->conns[g->ranks[m + 1]] : NULL;
   if (up) hring__engine_use(e, up);
   if (down) hring__engine_use(e, down);
-  size_t ce = chunk_bytes / es;
+  size_t ce = fit_slot(fit_slot(chunk_bytes, up), down) / es;
   if (ce == 0) ce = 1;
   for (size_t lo = 0; lo < count; lo += ce) {
     size_t cnt = count - lo < ce ? count - lo : ce, off = lo * es;
@@ -223,6 +232,7 @@ hring_result_t hring__group_bcast_chain(hring_engine_t *e, const hring_group_t *
   hring_conn_t *down = m < n - 1 ? e->comm->conns[g->ranks[m + 1]] : NULL;
   if (up) hring__engine_use(e, up);
   if (down) hring__engine_use(e, down);
+  chunk_bytes = fit_slot(fit_slot(chunk_bytes, up), down);
   if (chunk_bytes == 0) chunk_bytes = 1;
   for (size_t lo = 0; lo < bytes; lo += chunk_bytes) {
     size_t len = bytes - lo < chunk_bytes ? bytes - lo : chunk_bytes;

@@ -6,7 +6,13 @@
  * A group lists global ranks in ring order; member i's neighbours are
  * ranks[i-1] and ranks[i+1] (mod n).  Data is cut into g->n parts by
  * hring__partition(count, n, i) (algo.h), part i belonging to member i.
- * Every member of the group calls; ranks outside it do not.
+ * Every member of the group calls; ranks outside it do not.  Chains (the
+ * end of this file) link the same members in a line from member 0.
+ *
+ * Every member must pass the same chunk_bytes, since both ends of a link
+ * cut the data alike; the schedules lower it to the slot size of the
+ * member's links, which members using one transport agree on.  Messages
+ * are stamped with the collective the caller started (hring__coll_begin).
  */
 #ifndef HRING_GROUP_H
 #define HRING_GROUP_H
@@ -38,15 +44,15 @@ hring_result_t hring__group_reduce_scatter(struct hring_comm *comm, const hring_
 hring_result_t hring__group_allgather(struct hring_comm *comm, const hring_group_t *g, void *buf,
                                       size_t count, size_t esize, size_t chunk_bytes);
 
-/* AR: reduce-scatter then allgather, fused per chunk (the flat ring of
- * ring.c over the world group).  flags: HRING_REDUCE_NT (reduce.h) for the
+/* Ring allreduce: reduce-scatter then allgather, fused per chunk (ring.c
+ * runs it over the world group); out may be in.  flags: HRING_REDUCE_NT (reduce.h) for the
  * result stores. */
 hring_result_t hring__group_allreduce(struct hring_comm *comm, const hring_group_t *g,
                                       const void *in, void *out, size_t count,
                                       hring_datatype_t type, hring_redop_t op, int div, int flags,
                                       size_t chunk_bytes);
 
-/* The general form behind the three calls above, for schedules that chain
+/* The general form behind the ring calls above, for schedules that chain
  * several phases: the caller's engine progresses the connections and is
  * not flushed.  Parts are bounds[i] .. bounds[i+1] (n + 1 element offsets,
  * the same on every member) or, when bounds is NULL, hring__partition's.

@@ -31,6 +31,10 @@
  * ring waits only on rings of smaller shards, and two rings that share a
  * connection use it in the same order on both ends: no cycle, no mix-up.
  *
+ * Within a node the caller's chunk size is used: every rank of a node sees
+ * the same transports and the same number of cores, so they agree on it.
+ * Rings across nodes choose theirs from the call alone (inter_chunk).
+ *
  * In both forms every element of the result is computed once, by one rank
  * (a leader, or the shard owner that ends the ring's reduce-scatter), and
  * copied to all others, so every rank holds the same bits; AVG sums
@@ -42,6 +46,25 @@
 #include "algos/group.h"
 #include "algos/reduce.h"
 #include "core/error.h"
+
+/* A ring across nodes cuts its parts into about this many chunks, so that
+ * neighbours overlap (as ring_chunk in allreduce.c), but no chunk is
+ * smaller than the floor below, where per-message cost would dominate; the
+ * slot size caps it (group.c). */
+#define INTER_CHUNKS_PER_PART 4
+#define INTER_CHUNK_MIN 4096
+#define CHUNK_ALIGN 64 /* a cache line */
+
+/* Chunk bytes of a ring across nodes over `bytes` cut into n parts.  The
+ * chunk the caller passes may differ between nodes (it depends on each
+ * rank's transports and on whether its node has more ranks than cores),
+ * and a ring's members must cut alike: this depends on the call only. */
+static size_t inter_chunk(const struct hring_comm *comm, size_t bytes, int n) {
+  if (comm->chunk_size > 0) return (size_t)comm->chunk_size;
+  size_t c = bytes / (size_t)n / INTER_CHUNKS_PER_PART;
+  if (c < INTER_CHUNK_MIN) c = INTER_CHUNK_MIN;
+  return (c + CHUNK_ALIGN - 1) & ~(size_t)(CHUNK_ALIGN - 1);
+}
 
 /* The node layout of comm, as groups. */
 typedef struct {
@@ -73,7 +96,8 @@ static hring_result_t topo_init(struct hring_comm *comm, topo_t *t) {
   for (int r = 0; r < n; r++) t->members[fill[comm->node_of[r]]++] = r;
   /* Leaders reuse fill (now spent) as their storage. */
   for (int v = 0; v < nn; v++) fill[v] = t->members[t->first[v]];
-  t->local = (hring_group_t){t->size[comm->node], comm->local_rank, t->members + t->first[comm->node]};
+  t->local = (hring_group_t){t->size[comm->node], comm->local_rank,
+                             t->members + t->first[comm->node]};
   t->leaders = (hring_group_t){nn, comm->local_rank == 0 ? comm->node : -1, fill};
   return HRING_SUCCESS;
 }
@@ -98,7 +122,8 @@ hring_result_t hring__allreduce_hier(struct hring_comm *comm, const hring_coll_a
      * node; the ring's result is read again by the broadcast unless it is. */
     hring_group_xfer_t x = {alone ? a->sendbuf : a->recvbuf, a->recvbuf, a->count, a->esize,
                             a->type, a->op, a->op == HRING_AVG ? comm->nranks : 1,
-                            alone ? nt : 0, NULL, chunk_bytes};
+                            alone ? nt : 0, NULL,
+                            inter_chunk(comm, a->count * a->esize, t.leaders.n)};
     r = hring__group_run(&e, &t.leaders, HRING_GROUP_AR, &x);
     if (r != HRING_SUCCESS) goto out;
   }
@@ -159,7 +184,8 @@ hring_result_t hring__allreduce_hier2d(struct hring_comm *comm, const hring_coll
     hring_group_t ring = {comm->nnodes, comm->node, t.ring};
     size_t lo = shard_start(a->count, S, s), hi = shard_start(a->count, S, s + 1);
     hring_group_xfer_t x = {out + lo * es, out + lo * es, hi - lo, es, a->type, a->op,
-                            a->op == HRING_AVG ? comm->nranks : 1, 0, NULL, chunk_bytes};
+                            a->op == HRING_AVG ? comm->nranks : 1, 0, NULL,
+                            inter_chunk(comm, (hi - lo) * es, ring.n)};
     r = hring__group_run(&e, &ring, HRING_GROUP_AR, &x);
     if (r != HRING_SUCCESS) goto out;
   }

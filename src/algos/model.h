@@ -58,8 +58,8 @@ hring_model_shape_t hring__model_shape(int nranks, int nnodes, size_t chunk);
 void hring__model_shape_of(const struct hring_comm *comm, hring_model_shape_t *s);
 
 /* Whether algorithm `algo` can run this allreduce at all (exchange needs
- * two ranks, allpairs a message that fits one slot, the hierarchical forms
- * equal nodes, ...).  The placeholders of algorithms not yet built are the
+ * two ranks, allpairs and direct at most 65 ranks, allpairs a message that
+ * fits one slot).  The placeholders of algorithms not yet built are the
  * caller's business: pass them out of the mask of hring__model_choose. */
 int hring__model_applicable(const hring_model_shape_t *s, int algo, size_t bytes);
 
@@ -80,7 +80,8 @@ int hring__model_choose(const hring_model_params_t *p, const hring_model_shape_t
  * and a rank on its node, and one on another node when there is one; the
  * local reduction kernel for gamma.  A level that cannot be measured (no
  * second node) keeps the value *p holds on entry.  Takes well under a
- * second. */
+ * second.  It ends with a public hring_allreduce, so call it on a
+ * communicator that is fully created, outside any other call on it. */
 hring_result_t hring__model_calibrate(struct hring_comm *comm, hring_model_params_t *p);
 
 /* The parameter file: "key = value" lines, '#' comments, a version line.

@@ -12,8 +12,15 @@
  * ranks, each element computed by exactly one rank, so every rank ends up
  * with the same bits; AVG divides at d = 1, the one reduction of each
  * element that is final.  The allgather walks the distances back up,
- * swapping windows.  Cost: 2 log2(P) steps moving 2 (P-1)/P of the vector:
- * the latency of recursive doubling's order with the ring's volume.
+ * swapping windows.
+ *
+ * Cost, with p = pof2, f = 1 when P is not a power of two (else 0), m
+ * bytes, S the slot: the step at distance d moves m d / p bytes each way in
+ * ceil(m d / (p S)) messages, twice (halving and doubling), so
+ *   T = 2 sum_k ceil(m / (2^k S)) alpha + 2 (p-1)/p m beta + (p-1)/p m gamma
+ *       + f (2 ceil(m/S) alpha + 2 m beta + m gamma)
+ * (k = 1 .. log2 p; 2 log2 p alpha for a message of one slot): twice
+ * recursive doubling's steps, the ring's volume.
  */
 #include <string.h>
 

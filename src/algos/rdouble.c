@@ -7,9 +7,14 @@
  * rank's vector as the left operand.  Both partners thus compute the same
  * bits, and by induction after step s all ranks of an aligned group of
  * 2^(s+1) hold identical partial results; after the last step every rank
- * holds the same result.  AVG divides on the last step only.  Cost: log2(P)
- * message steps (plus two for the fold when P is not a power of two), each
- * carrying the whole vector: the algorithm for short messages.
+ * holds the same result.  AVG divides on the last step only.
+ *
+ * Cost, with p = pof2, f = 1 when P is not a power of two (else 0), m bytes
+ * and c = ceil(m / slot) messages per step:
+ *   T = (log2 p + 2f) c alpha + (log2 p + 2f) m beta + (log2 p + f) m gamma
+ * (both directions of a step overlap; the fold is one-way twice).  The
+ * fewest dependent steps, but the whole vector each time: for short
+ * messages only.
  */
 #include <string.h>
 

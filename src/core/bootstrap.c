@@ -4,14 +4,16 @@
  * Wire protocol (all integers little-endian host order; the bootstrap only
  * runs between hosts of one job, which are all x86-64 or all aarch64):
  *   root -> client : challenge[16]
- *   client -> root : hello {magic, version, rank, nranks, proof[16]}
- *   root -> client : ack {magic, status}       (after every rank has joined)
+ *   client -> root : hello {magic, version, rank, nranks, nonce[16], proof[16]}
+ *   root -> client : ack {magic, status, proof[16]}   (after every rank has joined)
  *   then rounds:  client -> root {magic, size} data[size]
  *                 root -> client data[nranks * size]
  *   a round with size BS_CLOSE ends the session.
  * Messages are received whole into fixed-size buffers and decoded by the
  * pure functions of "wire messages" below (bootstrap.h), which check every
- * length, rank and count before the socket code uses it.
+ * length, rank and count before the socket code uses it.  Both sides prove
+ * the job secret (bootstrap.h): the root before it admits a rank, the rank
+ * before it trusts anything the root sends.
  */
 #include "core/bootstrap.h"
 
@@ -38,6 +40,7 @@
 #define ID_MAGIC "HRNGUID1"
 
 _Static_assert(sizeof(hring_bs_hello_t) == HRING_BS_HELLO_BYTES, "hello layout");
+_Static_assert(sizeof(hring_bs_ack_t) == HRING_BS_ACK_BYTES, "ack layout");
 _Static_assert(sizeof(hring_bs_round_t) == HRING_BS_ROUND_BYTES, "round layout");
 
 struct hring_bootstrap {
@@ -127,12 +130,27 @@ static uint32_t get_u32(const uint8_t *p) {
 
 static void put_u32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 
+/* The role prefixes are 4 bytes and the message 36 in all: no other user of
+ * hring__auth_proof hashes a message of that length (the tcp handshake's
+ * are 28 bytes, the communicator id's 7), and SipHash mixes the length in,
+ * so these proofs cannot stand for theirs either. */
+void hring__bs_proof(const uint8_t secret[16], hring_bs_role_t role,
+                     const uint8_t challenge[HRING_BS_CHALLENGE_BYTES],
+                     const uint8_t nonce[HRING_BS_NONCE_BYTES], uint8_t out[HRING_BS_PROOF_BYTES]) {
+  uint8_t msg[4 + HRING_BS_CHALLENGE_BYTES + HRING_BS_NONCE_BYTES];
+  memcpy(msg, role == HRING_BS_ROLE_ROOT ? "root" : "rank", 4);
+  memcpy(msg + 4, challenge, HRING_BS_CHALLENGE_BYTES);
+  memcpy(msg + 4 + HRING_BS_CHALLENGE_BYTES, nonce, HRING_BS_NONCE_BYTES);
+  hring__auth_proof(secret, 16, msg, sizeof msg, out);
+}
+
 void hring__bs_hello_encode(const hring_bs_hello_t *h, uint8_t out[HRING_BS_HELLO_BYTES]) {
   put_u32(out, h->magic);
   put_u32(out + 4, h->version);
   put_u32(out + 8, (uint32_t)h->rank);
   put_u32(out + 12, (uint32_t)h->nranks);
-  memcpy(out + 16, h->proof, HRING_BS_PROOF_BYTES);
+  memcpy(out + 16, h->nonce, HRING_BS_NONCE_BYTES);
+  memcpy(out + 32, h->proof, HRING_BS_PROOF_BYTES);
 }
 
 hring_bs_status_t hring__bs_hello_decode(const uint8_t *buf, size_t len, hring_bs_hello_t *out) {
@@ -142,7 +160,8 @@ hring_bs_status_t hring__bs_hello_decode(const uint8_t *buf, size_t len, hring_b
   out->version = get_u32(buf + 4);
   out->rank = (int32_t)get_u32(buf + 8);
   out->nranks = (int32_t)get_u32(buf + 12);
-  memcpy(out->proof, buf + 16, HRING_BS_PROOF_BYTES);
+  memcpy(out->nonce, buf + 16, HRING_BS_NONCE_BYTES);
+  memcpy(out->proof, buf + 32, HRING_BS_PROOF_BYTES);
   if (out->magic != BS_MAGIC) return HRING_BS_BAD_MAGIC;
   if (out->version != BS_VERSION) return HRING_BS_BAD_VERSION;
   return HRING_BS_OK;
@@ -175,9 +194,17 @@ void hring__bs_round_encode(const hring_bs_round_t *r, uint8_t out[HRING_BS_ROUN
   put_u32(out + 4, r->size);
 }
 
-hring_bs_status_t hring__bs_ack_decode(const uint8_t *buf, size_t len) {
-  if (!buf || len != HRING_BS_ROUND_BYTES) return HRING_BS_BAD_LENGTH;
+void hring__bs_ack_encode(const hring_bs_ack_t *a, uint8_t out[HRING_BS_ACK_BYTES]) {
+  put_u32(out, a->magic);
+  put_u32(out + 4, a->status);
+  memcpy(out + 8, a->proof, HRING_BS_PROOF_BYTES);
+}
+
+hring_bs_status_t hring__bs_ack_decode(const uint8_t *buf, size_t len,
+                                       const uint8_t proof[HRING_BS_PROOF_BYTES]) {
+  if (!buf || len != HRING_BS_ACK_BYTES) return HRING_BS_BAD_LENGTH;
   if (get_u32(buf) != BS_MAGIC) return HRING_BS_BAD_MAGIC;
+  if (!proof_equal(buf + 8, proof)) return HRING_BS_BAD_PROOF;
   if (get_u32(buf + 4) != 0) return HRING_BS_BAD_STATUS;
   return HRING_BS_OK;
 }
@@ -222,26 +249,33 @@ typedef struct {
   uint64_t deadline_ns;
 } root_args_t;
 
-/* Authenticates one incoming connection; returns its rank or -1 (dropped). */
-static int root_admit(root_args_t *a, int fd, int *nranks, const int *fds) {
-  uint8_t challenge[HRING_BS_CHALLENGE_BYTES], proof[HRING_BS_PROOF_BYTES];
+/* Authenticates one incoming connection; returns its rank or -1 (dropped).
+ * The rank's nonce and the challenge are kept for the root's own proof, in
+ * the ack sent once every rank has joined. */
+static int root_admit(root_args_t *a, int fd, int *nranks, const int *fds,
+                      uint8_t challenge[HRING_BS_CHALLENGE_BYTES],
+                      uint8_t nonce[HRING_BS_NONCE_BYTES]) {
+  uint8_t proof[HRING_BS_PROOF_BYTES];
   uint8_t msg[HRING_BS_HELLO_BYTES];
   hring_bs_hello_t h;
   uint64_t dl = hring__now_ns() + BS_HELLO_TIMEOUT_MS * 1000000ull;
   if (dl > a->deadline_ns) dl = a->deadline_ns;
-  if (hring__random(challenge, sizeof challenge) != HRING_SUCCESS ||
-      hring__sock_send_all(fd, challenge, sizeof challenge, dl) != HRING_SUCCESS ||
+  if (hring__random(challenge, HRING_BS_CHALLENGE_BYTES) != HRING_SUCCESS ||
+      hring__sock_send_all(fd, challenge, HRING_BS_CHALLENGE_BYTES, dl) != HRING_SUCCESS ||
       hring__sock_recv_all(fd, msg, sizeof msg, dl) != HRING_SUCCESS) {
     HRING_WARN(HRING_SUB_INIT, "bootstrap root: dropped a connection that did not complete the "
                "hello: %s", hring_last_error());
     return -1;
   }
-  hring__auth_proof(a->secret, 16, challenge, sizeof challenge, proof);
   hring_bs_status_t s = hring__bs_hello_decode(msg, sizeof msg, &h);
-  if (s == HRING_BS_OK) s = hring__bs_hello_admit(&h, proof, *nranks, fds);
+  if (s == HRING_BS_OK) {
+    hring__bs_proof(a->secret, HRING_BS_ROLE_RANK, challenge, h.nonce, proof);
+    s = hring__bs_hello_admit(&h, proof, *nranks, fds);
+  }
   switch (s) {
     case HRING_BS_OK:
       *nranks = h.nranks;
+      memcpy(nonce, h.nonce, HRING_BS_NONCE_BYTES);
       return h.rank;
     case HRING_BS_BAD_PROOF:
       HRING_WARN(HRING_SUB_INIT, "bootstrap root: dropped a connection that claimed rank %d but "
@@ -264,10 +298,17 @@ static void root_close_all(int *fds, int n) {
   free(fds);
 }
 
+/* What the root keeps of each admitted rank until the ack. */
+typedef struct {
+  uint8_t challenge[HRING_BS_CHALLENGE_BYTES];
+  uint8_t nonce[HRING_BS_NONCE_BYTES];
+} root_peer_t;
+
 static void *root_main(void *arg) {
   root_args_t *a = arg;
   int nranks = 0, joined = 0, *fds = NULL;
   char *buf = NULL;
+  root_peer_t *peers = NULL, cur;
   while (nranks == 0 || joined < nranks) {
     int fd;
     if (hring__sock_accept(a->lfd, a->deadline_ns, &fd) != HRING_SUCCESS) {
@@ -275,25 +316,28 @@ static void *root_main(void *arg) {
                  "deadline", joined, nranks);
       goto done;
     }
-    int rank = root_admit(a, fd, &nranks, fds);
+    int rank = root_admit(a, fd, &nranks, fds, cur.challenge, cur.nonce);
     if (rank < 0) {
       close(fd);
       continue;
     }
     if (!fds) {
       fds = malloc(sizeof(int) * (size_t)nranks);
-      if (!fds) { close(fd); goto done; }
+      peers = malloc(sizeof(*peers) * (size_t)nranks);
+      if (!fds || !peers) { close(fd); goto done; }
       for (int i = 0; i < nranks; i++) fds[i] = -1;
     }
     fds[rank] = fd;
+    peers[rank] = cur;
     joined++;
   }
   close(a->lfd);
   a->lfd = -1;
   for (int r = 0; r < nranks; r++) {
-    hring_bs_round_t ack = {BS_MAGIC, 0};
-    uint8_t msg[HRING_BS_ROUND_BYTES];
-    hring__bs_round_encode(&ack, msg);
+    hring_bs_ack_t ack = {BS_MAGIC, 0, {0}};
+    uint8_t msg[HRING_BS_ACK_BYTES];
+    hring__bs_proof(a->secret, HRING_BS_ROLE_ROOT, peers[r].challenge, peers[r].nonce, ack.proof);
+    hring__bs_ack_encode(&ack, msg);
     if (hring__sock_send_all(fds[r], msg, sizeof msg, a->deadline_ns) != HRING_SUCCESS) goto done;
   }
   for (;;) {
@@ -337,6 +381,7 @@ static void *root_main(void *arg) {
 done:
   if (a->lfd >= 0) close(a->lfd);
   root_close_all(fds, nranks);
+  free(peers);
   free(buf);
   free(a);
   return NULL;
@@ -382,18 +427,28 @@ hring_result_t hring__bootstrap_connect(const hring_id_info_t *info, int rank, i
   bs->fd = -1;
   hring_result_t r;
   uint8_t challenge[HRING_BS_CHALLENGE_BYTES], hello[HRING_BS_HELLO_BYTES];
-  uint8_t ack[HRING_BS_ROUND_BYTES];
-  hring_bs_hello_t h = {BS_MAGIC, BS_VERSION, rank, nranks, {0}};
+  uint8_t ack[HRING_BS_ACK_BYTES], root_proof[HRING_BS_PROOF_BYTES];
+  hring_bs_hello_t h = {BS_MAGIC, BS_VERSION, rank, nranks, {0}, {0}};
+  HRING_CHECK_GOTO(hring__random(h.nonce, sizeof h.nonce), r, fail);
   HRING_CHECK_GOTO(hring__sock_connect(&info->root, bs->deadline_ns, &bs->fd), r, fail);
   HRING_CHECK_GOTO(hring__sock_recv_all(bs->fd, challenge, sizeof challenge, bs->deadline_ns), r,
                    fail);
-  hring__auth_proof(info->secret, 16, challenge, sizeof challenge, h.proof);
+  hring__bs_proof(info->secret, HRING_BS_ROLE_RANK, challenge, h.nonce, h.proof);
+  hring__bs_proof(info->secret, HRING_BS_ROLE_ROOT, challenge, h.nonce, root_proof);
   hring__bs_hello_encode(&h, hello);
   HRING_CHECK_GOTO(hring__sock_send_all(bs->fd, hello, sizeof hello, bs->deadline_ns), r, fail);
   /* The ack comes once all ranks have joined: this is where a rank waits
    * for the others to start. */
   HRING_CHECK_GOTO(hring__sock_recv_all(bs->fd, ack, sizeof ack, bs->deadline_ns), r, fail);
-  hring_bs_status_t s = hring__bs_ack_decode(ack, sizeof ack);
+  hring_bs_status_t s = hring__bs_ack_decode(ack, sizeof ack, root_proof);
+  if (s == HRING_BS_BAD_PROOF) {
+    /* Whatever answered at the root's address cannot be the root: nothing
+     * it would send next is to be trusted. */
+    r = hring__err(HRING_ERR_REMOTE, "rank %d: the bootstrap root at %s does not know the job "
+                   "secret (its proof is wrong): another job's root, or a stranger on that "
+                   "address", rank, hring__addr_str(&info->root));
+    goto out_err;
+  }
   if (s != HRING_BS_OK) {
     r = hring__err(HRING_ERR_REMOTE, "bootstrap: bad reply from the root (%s)",
                    hring__bs_status_str(s));
@@ -404,6 +459,7 @@ hring_result_t hring__bootstrap_connect(const hring_id_info_t *info, int rank, i
 fail:
   hring__err(r, "rank %d: joining the bootstrap root at %s failed: %s", rank,
              hring__addr_str(&info->root), hring_last_error());
+out_err:
   if (bs->fd >= 0) close(bs->fd);
   free(bs);
   return r;
@@ -442,8 +498,9 @@ void hring__bootstrap_close(hring_bootstrap_t *bs) {
   hring_bs_round_t h = {BS_MAGIC, BS_CLOSE};
   uint8_t msg[HRING_BS_ROUND_BYTES];
   hring__bs_round_encode(&h, msg);
-  /* Best effort: the root also ends on EOF or its deadline. */
-  (void)!write(bs->fd, msg, sizeof msg);
+  /* Best effort: the root also ends on EOF or its deadline.  The root may
+   * be gone already (that may be why the rank is closing): no SIGPIPE. */
+  (void)!send(bs->fd, msg, sizeof msg, MSG_NOSIGNAL | MSG_DONTWAIT);
   close(bs->fd);
   free(bs);
 }

@@ -16,10 +16,13 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/pmix.h"
 #include "core/socket.h"
+#include "core/topo.h"
 #include "core/visibility.h"
 #include "core/wait.h"
 #include "algos/algo.h"
+#include "algos/choose.h"
 #include "algos/device.h"
 
 /* ---- registry of live communicators ---- */
@@ -156,6 +159,7 @@ static void node_identity(char *out, size_t len) {
 static void comm_free(struct hring_comm *c, int drain) {
   if (!c) return;
   hring__dev_close(c, drain);
+  hring__choice_free(c);
   /* Peers tell a rank that left from one that died (wire.h). */
   if (drain && atomic_load(&c->async_error) == HRING_SUCCESS)
     hring__transports_notify(c, HRING_PEER_LEFT, HRING_SUCCESS, "left");
@@ -217,6 +221,8 @@ static hring_result_t find_nodes(struct hring_comm *c) {
 static hring_result_t comm_create(struct hring_comm **out, int nranks, const hring_id_info_t *info,
                                   int rank) {
   hring_result_t r;
+  hring_bind_t bind; /* read before any peer is waited for, so a bad value fails at once */
+  HRING_CHECK(hring__topo_bind_mode(&bind));
   struct hring_comm *c = calloc(1, sizeof *c);
   if (!c) return hring__err(HRING_ERR_NO_MEMORY, "comm init");
   c->magic = HRING_COMM_MAGIC;
@@ -247,9 +253,10 @@ static hring_result_t comm_create(struct hring_comm **out, int nranks, const hri
   HRING_CHECK_GOTO(hring__bootstrap_allgather(c->bs, &me, c->peers, sizeof me), r, fail);
   HRING_CHECK_GOTO(check_peers(c), r, fail);
   HRING_CHECK_GOTO(find_nodes(c), r, fail);
-  int cores = hring__ncores();
+  int cores = hring__topo_ncores();
   c->oversubscribed = c->local_size > cores;
   c->spin_ns = c->oversubscribed ? 0 : hring__cfg_int(HRING_CFG_SPIN_US) * 1000;
+  hring__topo_bind(c, bind); /* before the transports, so their memory and threads follow */
   HRING_CHECK_GOTO(hring__transports_setup(c), r, fail);
   HRING_CHECK_GOTO(hring__algo_comm_init(c), r, fail);
   c->ready = 1;
@@ -331,20 +338,29 @@ static int parse_hex(const char *s, uint8_t *out, size_t n) {
 
 HRING_API hring_result_t hring_comm_init_env(hring_comm_t *comm) {
   if (!comm) return hring__err(HRING_ERR_INVALID_ARGUMENT, "hring_comm_init_env: comm is NULL");
+  /* A root named in the environment wins; otherwise a PMIx server (mpirun,
+   * srun --mpi=pmix) gives the rank, the size and the way to pass the id. */
+  const char *hr = hring__cfg_str(HRING_CFG_ROOT), *ma = getenv("MASTER_ADDR");
+  if ((!hr || !*hr) && (!ma || !*ma) && hring__pmix_present()) {
+    hring_unique_id_t id;
+    int rank = -1, nranks = -1;
+    int64_t timeout = hring__cfg_int(HRING_CFG_TIMEOUT_MS);
+    HRING_CHECK(hring__pmix_unique_id(timeout > 0 ? timeout : 300000, &id, &rank, &nranks));
+    return hring_comm_init_rank(comm, nranks, id, rank);
+  }
   int rank = -1, nranks = -1;
   if (env_int("HRING_RANK", "RANK", &rank) != 1 || env_int("HRING_NRANKS", "WORLD_SIZE", &nranks) != 1)
     return hring__err(HRING_ERR_INVALID_ARGUMENT,
                       "hring_comm_init_env: set HRING_RANK and HRING_NRANKS (hring-run does), or "
-                      "RANK and WORLD_SIZE");
+                      "RANK and WORLD_SIZE, or launch with mpirun or srun --mpi=pmix (PMIx)");
   if (nranks < 1 || rank >= nranks)
     return hring__err(HRING_ERR_INVALID_ARGUMENT, "hring_comm_init_env: rank %d of %d is out of range",
                       rank, nranks);
   char root[300];
-  const char *hr = hring__cfg_str(HRING_CFG_ROOT);
   if (hr && *hr) {
     snprintf(root, sizeof root, "%s", hr);
   } else {
-    const char *ma = getenv("MASTER_ADDR"), *mp = getenv("MASTER_PORT");
+    const char *mp = getenv("MASTER_PORT");
     if (!ma || !*ma || !mp || !*mp)
       return hring__err(HRING_ERR_INVALID_ARGUMENT,
                         "hring_comm_init_env: set HRING_ROOT=host:port, or MASTER_ADDR and "

@@ -28,6 +28,7 @@ typedef struct {
 } hring_peer_info_t;
 
 struct hring_bootstrap;
+struct hring_choice;
 
 struct hring_comm {
   uint64_t magic; /* HRING_COMM_MAGIC while alive */
@@ -49,13 +50,15 @@ struct hring_comm {
   int64_t timeout_ms;
   int64_t spin_ns;             /* spin this long before yielding */
   int oversubscribed;          /* more local ranks than cores */
+  int oversub_any;             /* some node is oversubscribed (the same on every rank) */
 
   /* Tuning read once at creation (no getenv on the call path). */
   int algo_forced;             /* 0 auto, else an algorithm number (algo.h) */
   int64_t small_max;           /* allpairs up to this many bytes; -1 auto */
   int64_t chunk_size;          /* forced ring chunk, 0 auto */
   int64_t nt_min;              /* non-temporal result stores from this size */
-  size_t min_slot;             /* largest message every connection carries */
+  size_t min_slot;             /* largest message every connection of every rank carries */
+  struct hring_choice *choice; /* the allreduce chooser (algos/choose.h) */
 
   uint64_t seq;                /* collectives issued so far */
   hring_wire_hdr_t coll;       /* the collective running now, sent with every message */

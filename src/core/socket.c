@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +112,36 @@ void hring__sock_tune(int fd, int sockbuf) {
   }
 }
 
+void hring__sock_keepalive(int fd, int user_timeout_ms) {
+  int one = 1, idle = HRING_SOCK_KEEPIDLE_S, intvl = HRING_SOCK_KEEPINTVL_S;
+  int cnt = HRING_SOCK_KEEPCNT;
+  if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) != 0) return;
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+  if (user_timeout_ms > 0) {
+    unsigned int ut = (unsigned int)user_timeout_ms;
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof ut);
+  }
+}
+
+int hring__sock_silent_ms(int fd) {
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+  memset(&ti, 0, sizeof ti);
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 || ti.tcpi_state != TCP_ESTABLISHED)
+    return -1;
+  /* Data received refreshes one clock, acknowledgements (keepalive replies
+   * among them) the other: the kernel's keepalive counts from the later of
+   * the two, and so does this. */
+  uint32_t quiet = ti.tcpi_last_data_recv < ti.tcpi_last_ack_recv ? ti.tcpi_last_data_recv
+                                                                    : ti.tcpi_last_ack_recv;
+  if (quiet < HRING_SOCK_SILENCE_MS) return (int)quiet;
+  int queued = 0;
+  if (ti.tcpi_unacked == 0 && ioctl(fd, TIOCOUTQ, &queued) == 0 && queued > 0) return -1;
+  return quiet > INT32_MAX ? INT32_MAX : (int)quiet;
+}
+
 hring_result_t hring__sock_listen(struct sockaddr_storage *addr, int *out) {
   int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return hring__err_errno(HRING_ERR_SYSTEM, errno, "socket");
@@ -139,6 +170,11 @@ static int remaining_ms(uint64_t deadline_ns) {
   return ms > 1000 ? 1000 : (int)ms; /* wake up at least once a second */
 }
 
+/* The bootstrap's sockets (connect and accept below) get keepalive without a
+ * user timeout: a vanished root or rank is found 4 s after it was last heard
+ * from while the other side waits on it (the kernel ends the connection and
+ * the wait reads ETIMEDOUT), and a live but slow one (a rank stopped in a
+ * debugger, with its window closed) still waits for the deadline. */
 hring_result_t hring__sock_connect(const struct sockaddr_storage *addr, uint64_t deadline_ns,
                                    int *out) {
   uint64_t backoff_us = 1000;
@@ -147,6 +183,7 @@ hring_result_t hring__sock_connect(const struct sockaddr_storage *addr, uint64_t
     if (fd < 0) return hring__err_errno(HRING_ERR_SYSTEM, errno, "socket");
     if (connect(fd, (const struct sockaddr *)addr, hring__addr_len(addr)) == 0) {
       set_nodelay(fd);
+      hring__sock_keepalive(fd, 0);
       *out = fd;
       return HRING_SUCCESS;
     }
@@ -173,6 +210,7 @@ hring_result_t hring__sock_accept(int lfd, uint64_t deadline_ns, int *out) {
     int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     if (fd >= 0) {
       set_nodelay(fd);
+      hring__sock_keepalive(fd, 0);
       *out = fd;
       return HRING_SUCCESS;
     }
@@ -192,6 +230,10 @@ static hring_result_t sock_io(int fd, void *buf, size_t len, uint64_t deadline_n
       continue;
     }
     if (n == 0 && !sending) return hring__err(HRING_ERR_REMOTE, "connection closed by the peer");
+    if (n < 0 && (errno == ETIMEDOUT || errno == EHOSTUNREACH))
+      return hring__err_errno(HRING_ERR_REMOTE, errno, "%s: the peer's host stopped answering "
+                              "(keepalive probes unanswered: down, or the network is cut)",
+                              sending ? "send" : "recv");
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
       return hring__err_errno(errno == ECONNRESET || errno == EPIPE ? HRING_ERR_REMOTE
                                                                     : HRING_ERR_SYSTEM,

@@ -34,6 +34,41 @@ hring_result_t hring__sock_recv_all(int fd, void *buf, size_t len, uint64_t dead
 hring_result_t hring__sock_set_nonblock(int fd, int on);
 void hring__sock_tune(int fd, int sockbuf_bytes); /* TCP_NODELAY, buffers */
 
+/* A host that vanishes (power loss, cable pulled) closes nothing: no FIN, no
+ * RST.  Its peers learn of it from silence.  Every connection has the
+ * kernel's keepalive on: after HRING_SOCK_KEEPIDLE_S seconds with nothing
+ * received it sends a probe, then one every HRING_SOCK_KEEPINTVL_S seconds,
+ * and a live peer's kernel answers each one (even while its process is
+ * stopped or busy).  While data is unacknowledged the kernel retransmits
+ * instead (after about 0.2, 0.6, 1.4, 3 s on a LAN), which a live peer also
+ * answers.  So a live peer is never silent for much more than KEEPIDLE plus a
+ * round trip, and silence of HRING_SOCK_SILENCE_MS means the host is gone.
+ * Counted from the last thing heard, which is at the latest the moment the
+ * host vanished:
+ *   tcp transport: the health poll (every 100 ms while a rank waits) checks
+ *     hring__sock_silent_ms, so a survivor errs within 4 s + 0.1 s, and its
+ *     failure notice reaches the ranks that had no connection to that host;
+ *   bootstrap: the kernel ends the connection after KEEPIDLE + KEEPCNT *
+ *     KEEPINTVL = 2 + 2 * 1 = 4 s, and the waiting call reads ETIMEDOUT.
+ * Both stay inside the 5 s that docs/reliability.md promises for a death. */
+#define HRING_SOCK_KEEPIDLE_S 2
+#define HRING_SOCK_KEEPINTVL_S 1
+#define HRING_SOCK_KEEPCNT 2 /* used by the kernel only where no user timeout is set */
+#define HRING_SOCK_SILENCE_MS 4000
+
+/* SO_KEEPALIVE with the timings above, and TCP_USER_TIMEOUT = user_timeout_ms
+ * when it is > 0 (the kernel then ends the connection once data or a probe
+ * has gone unacknowledged that long).  Best effort: a socket that is not
+ * TCP (a socketpair in tests) keeps its defaults. */
+void hring__sock_keepalive(int fd, int user_timeout_ms);
+/* How long (ms) the peer's kernel has been silent on a connected TCP socket:
+ * nothing received from it, data nor acknowledgement.  -1 when that says
+ * nothing about the peer: not TCP, not established, or data waits on a
+ * window the peer keeps closed (a live peer that is not reading; the kernel
+ * backs its window probes off to tens of seconds, so silence there is no
+ * sign of death). */
+int hring__sock_silent_ms(int fd);
+
 /* The address this host uses for tcp (HRING_SOCKET_IFNAME's address, else
  * the address that reaches `root`, else loopback).  Port is 0. */
 hring_result_t hring__sock_local_addr(const struct sockaddr_storage *root,

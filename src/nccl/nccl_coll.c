@@ -1,8 +1,13 @@
 /*
- * nccl_coll.c - ncclAllReduce on top of hring_allreduce.
+ * nccl_coll.c - NCCL's collectives on top of hring's: ncclAllReduce,
+ * ncclReduceScatter, ncclAllGather, ncclBroadcast, ncclBcast and
+ * ncclReduce.
  *
  * Arguments are checked when the call is made, inside a group too, so a bad
  * argument is reported by the call that has it and never reaches the peers.
+ * ncclAllReduce is queued by groups (nccl_group.c); the other collectives
+ * run at the call and are refused inside a group, whose queue only knows
+ * allreduce so far (docs/nccl-shim.md).
  */
 #include <stdint.h>
 
@@ -21,72 +26,198 @@ _Static_assert((int)ncclSum == (int)HRING_SUM && (int)ncclProd == (int)HRING_PRO
                    (int)ncclAvg == (int)HRING_AVG && (int)ncclNumOps == (int)HRING_NUM_OPS,
                "hring reduction ops are numbered as ncclRedOp_t");
 
-/* Checks an allreduce's arguments and fills `op`; records the reason and
- * returns ncclInvalidArgument / ncclInvalidUsage when they are bad. */
-static ncclResult_t allreduce_check(const void *sendbuff, void *recvbuff, size_t count,
-                                    ncclDataType_t datatype, ncclRedOp_t redop, ncclComm_t comm,
-                                    cudaStream_t stream, hring__nccl_op_t *op) {
-  static const char call[] = "ncclAllReduce";
+/* What every collective checks: the handle, the type, the op (uses_op),
+ * that `elems` elements (count times the ranks it spans) fit a size_t,
+ * root (when >= 0 is asked for: root_given), and the communicator's state.
+ * Fills *type and *op; records the reason and returns ncclInvalidArgument
+ * or ncclInvalidUsage when something is wrong. */
+static ncclResult_t check_call(const char *call, ncclComm_t comm, size_t count, int per_rank,
+                               ncclDataType_t datatype, int uses_op, ncclRedOp_t redop,
+                               int root_given, int root, hring_datatype_t *type,
+                               hring_redop_t *op) {
   ncclResult_t r = hring__nccl_comm_check(comm, call);
   if (r != ncclSuccess) return r;
-  /* The enum is read as an int: a caller may pass any value. */
-  int type = (int)datatype;
-  if (type == (int)ncclFloat8e4m3 || type == (int)ncclFloat8e5m2)
+  /* The enums are read as ints: a caller may pass any value. */
+  int t = (int)datatype;
+  if (t == (int)ncclFloat8e4m3 || t == (int)ncclFloat8e5m2)
     return hring__nccl_err(ncclInvalidArgument,
                            "%s: fp8 datatype %d (ncclFloat8e4m3/ncclFloat8e5m2) not supported",
-                           call, type);
-  if (type < 0 || type >= (int)HRING_NUM_TYPES)
-    return hring__nccl_err(ncclInvalidArgument, "%s: unknown datatype %d", call, type);
-  int redop_value = (int)redop;
-  if (redop_value < 0 || redop_value >= (int)HRING_NUM_OPS)
+                           call, t);
+  if (t < 0 || t >= (int)HRING_NUM_TYPES)
+    return hring__nccl_err(ncclInvalidArgument, "%s: unknown datatype %d", call, t);
+  int o = uses_op ? (int)redop : (int)HRING_SUM;
+  if (o < 0 || o >= (int)HRING_NUM_OPS)
     return hring__nccl_err(ncclInvalidArgument,
                            "%s: reduction op %d not supported (built-in ops only, no "
                            "ncclRedOpCreatePreMulSum)",
-                           call, redop_value);
-  if (count > 0 && (sendbuff == NULL || recvbuff == NULL))
-    return hring__nccl_err(ncclInvalidArgument, "%s: %s is NULL with count %zu", call,
-                           sendbuff == NULL ? "sendbuff" : "recvbuff", count);
-  size_t esize = hring_type_size((hring_datatype_t)type);
-  if (esize == 0 || count > SIZE_MAX / esize)
+                           call, o);
+  size_t esize = hring_type_size((hring_datatype_t)t);
+  size_t span = per_rank && comm->nranks > 0 ? (size_t)comm->nranks : 1;
+  if (esize == 0 || count > SIZE_MAX / esize / span)
     return hring__nccl_err(ncclInvalidArgument, "%s: count %zu of %zu-byte elements overflows",
                            call, count, esize);
-
+  if (root_given && (root < 0 || root >= comm->nranks))
+    return hring__nccl_err(ncclInvalidArgument, "%s: root %d is not a rank of the %d-rank comm",
+                           call, root, comm->nranks);
   int state = atomic_load(&comm->state);
   if (state == HRING__NCCL_FAILED)
     return hring__nccl_err(ncclInvalidUsage,
                            "%s: comm %p failed its init (result %d): only destroy or abort apply",
                            call, (void *)comm, (int)comm->init_error);
+  *type = (hring_datatype_t)t;
+  *op = (hring_redop_t)o;
+  return ncclSuccess;
+}
+
+static ncclResult_t null_buffer(const char *call, const char *which, size_t count) {
+  return hring__nccl_err(ncclInvalidArgument, "%s: %s is NULL with count %zu", call, which,
+                         count);
+}
+
+/* The collectives that run at the call: not inside a group (see the top),
+ * and only on a communicator whose init has run. */
+static ncclResult_t ready_now(const char *call, ncclComm_t comm) {
+  if (hring__nccl_group_depth() > 0)
+    return hring__nccl_err(ncclInvalidUsage,
+                           "%s inside ncclGroupStart/ncclGroupEnd is not supported by hring's "
+                           "NCCL shim yet (groups queue ncclAllReduce only); call it outside "
+                           "the group",
+                           call);
+  if (atomic_load(&comm->state) != HRING__NCCL_READY)
+    return hring__nccl_err(ncclInvalidUsage,
+                           "%s: comm %p is not initialized (its init waits for ncclGroupEnd)",
+                           call, (void *)comm);
+  return ncclSuccess;
+}
+
+static ncclResult_t result_of(hring_result_t r, const char *call) {
+  return r == HRING_SUCCESS ? ncclSuccess : hring__nccl_err_hring(r, call);
+}
+
+HRING__NCCL_API ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,
+                                           ncclDataType_t datatype, ncclRedOp_t redop,
+                                           ncclComm_t comm, cudaStream_t stream) {
+  static const char call[] = "ncclAllReduce";
+  hring_datatype_t type;
+  hring_redop_t op;
+  ncclResult_t r = check_call(call, comm, count, 0, datatype, 1, redop, 0, 0, &type, &op);
+  if (r != ncclSuccess) return r;
+  if (count > 0 && (sendbuff == NULL || recvbuff == NULL))
+    return null_buffer(call, sendbuff == NULL ? "sendbuff" : "recvbuff", count);
   /* A pending comm is usable only in the group that will run its init, where
    * the allreduce is queued behind it. */
-  if (state == HRING__NCCL_PENDING &&
+  if (atomic_load(&comm->state) == HRING__NCCL_PENDING &&
       !(hring__nccl_group_depth() > 0 && hring__nccl_group_holds(comm)))
     return hring__nccl_err(ncclInvalidUsage,
                            "%s: comm %p is not initialized yet (its init waits for ncclGroupEnd)",
                            call, (void *)comm);
-
-  *op = (hring__nccl_op_t){
+  hring__nccl_op_t qop = {
       .kind = HRING__NCCL_OP_ALLREDUCE,
       .comm = comm,
       .sendbuf = sendbuff,
       .recvbuf = recvbuff,
       .count = count,
-      .type = (hring_datatype_t)type,
-      .op = (hring_redop_t)redop_value,
+      .type = type,
+      .op = op,
       .stream = (void *)stream,
   };
-  return ncclSuccess;
-}
-
-HRING__NCCL_API ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,
-                                           ncclDataType_t datatype, ncclRedOp_t op,
-                                           ncclComm_t comm, cudaStream_t stream) {
-  hring__nccl_op_t qop;
-  ncclResult_t r = allreduce_check(sendbuff, recvbuff, count, datatype, op, comm, stream, &qop);
-  if (r != ncclSuccess) return r;
   if (hring__nccl_group_depth() > 0) return hring__nccl_group_enqueue(&qop);
   return hring__nccl_op_run(&qop);
+}
+
+HRING__NCCL_API ncclResult_t ncclReduceScatter(const void *sendbuff, void *recvbuff,
+                                               size_t recvcount, ncclDataType_t datatype,
+                                               ncclRedOp_t redop, ncclComm_t comm,
+                                               cudaStream_t stream) {
+  static const char call[] = "ncclReduceScatter";
+  hring_datatype_t type;
+  hring_redop_t op;
+  ncclResult_t r = check_call(call, comm, recvcount, 1, datatype, 1, redop, 0, 0, &type, &op);
+  if (r != ncclSuccess) return r;
+  if (recvcount > 0 && (sendbuff == NULL || recvbuff == NULL))
+    return null_buffer(call, sendbuff == NULL ? "sendbuff" : "recvbuff", recvcount);
+  if ((r = ready_now(call, comm)) != ncclSuccess) return r;
+  return result_of(hring_reduce_scatter(sendbuff, recvbuff, recvcount, type, op, comm->hcomm,
+                                        (void *)stream),
+                   call);
+}
+
+HRING__NCCL_API ncclResult_t ncclAllGather(const void *sendbuff, void *recvbuff,
+                                           size_t sendcount, ncclDataType_t datatype,
+                                           ncclComm_t comm, cudaStream_t stream) {
+  static const char call[] = "ncclAllGather";
+  hring_datatype_t type;
+  hring_redop_t op;
+  ncclResult_t r = check_call(call, comm, sendcount, 1, datatype, 0, ncclSum, 0, 0, &type, &op);
+  if (r != ncclSuccess) return r;
+  if (sendcount > 0 && (sendbuff == NULL || recvbuff == NULL))
+    return null_buffer(call, sendbuff == NULL ? "sendbuff" : "recvbuff", sendcount);
+  if ((r = ready_now(call, comm)) != ncclSuccess) return r;
+  return result_of(hring_allgather(sendbuff, recvbuff, sendcount, type, comm->hcomm,
+                                   (void *)stream),
+                   call);
+}
+
+/* ncclBroadcast and ncclBcast: sendbuff is read on root only. */
+static ncclResult_t broadcast(const char *call, const void *sendbuff, void *recvbuff,
+                              size_t count, ncclDataType_t datatype, int root, ncclComm_t comm,
+                              cudaStream_t stream) {
+  hring_datatype_t type;
+  hring_redop_t op;
+  ncclResult_t r = check_call(call, comm, count, 0, datatype, 0, ncclSum, 1, root, &type, &op);
+  if (r != ncclSuccess) return r;
+  if (count > 0 && recvbuff == NULL) return null_buffer(call, "recvbuff", count);
+  if (count > 0 && sendbuff == NULL && comm->rank == root)
+    return null_buffer(call, "sendbuff (on root)", count);
+  if ((r = ready_now(call, comm)) != ncclSuccess) return r;
+  return result_of(
+      hring_broadcast(sendbuff, recvbuff, count, type, root, comm->hcomm, (void *)stream), call);
+}
+
+HRING__NCCL_API ncclResult_t ncclBroadcast(const void *sendbuff, void *recvbuff, size_t count,
+                                           ncclDataType_t datatype, int root, ncclComm_t comm,
+                                           cudaStream_t stream) {
+  return broadcast("ncclBroadcast", sendbuff, recvbuff, count, datatype, root, comm, stream);
+}
+
+/* The legacy in-place form. */
+HRING__NCCL_API ncclResult_t ncclBcast(void *buff, size_t count, ncclDataType_t datatype,
+                                       int root, ncclComm_t comm, cudaStream_t stream) {
+  return broadcast("ncclBcast", buff, buff, count, datatype, root, comm, stream);
+}
+
+HRING__NCCL_API ncclResult_t ncclReduce(const void *sendbuff, void *recvbuff, size_t count,
+                                        ncclDataType_t datatype, ncclRedOp_t redop, int root,
+                                        ncclComm_t comm, cudaStream_t stream) {
+  static const char call[] = "ncclReduce";
+  hring_datatype_t type;
+  hring_redop_t op;
+  ncclResult_t r = check_call(call, comm, count, 0, datatype, 1, redop, 1, root, &type, &op);
+  if (r != ncclSuccess) return r;
+  if (count > 0 && sendbuff == NULL) return null_buffer(call, "sendbuff", count);
+  if (count > 0 && recvbuff == NULL && comm->rank == root)
+    return null_buffer(call, "recvbuff (on root)", count);
+  if ((r = ready_now(call, comm)) != ncclSuccess) return r;
+  return result_of(
+      hring_reduce(sendbuff, recvbuff, count, type, op, root, comm->hcomm, (void *)stream), call);
 }
 
 HRING__NCCL_ALIAS(ncclResult_t, ncclAllReduce,
                   (const void *sendbuff, void *recvbuff, size_t count, ncclDataType_t datatype,
                    ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream));
+HRING__NCCL_ALIAS(ncclResult_t, ncclReduceScatter,
+                  (const void *sendbuff, void *recvbuff, size_t recvcount,
+                   ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm,
+                   cudaStream_t stream));
+HRING__NCCL_ALIAS(ncclResult_t, ncclAllGather,
+                  (const void *sendbuff, void *recvbuff, size_t sendcount,
+                   ncclDataType_t datatype, ncclComm_t comm, cudaStream_t stream));
+HRING__NCCL_ALIAS(ncclResult_t, ncclBroadcast,
+                  (const void *sendbuff, void *recvbuff, size_t count, ncclDataType_t datatype,
+                   int root, ncclComm_t comm, cudaStream_t stream));
+HRING__NCCL_ALIAS(ncclResult_t, ncclBcast,
+                  (void *buff, size_t count, ncclDataType_t datatype, int root, ncclComm_t comm,
+                   cudaStream_t stream));
+HRING__NCCL_ALIAS(ncclResult_t, ncclReduce,
+                  (const void *sendbuff, void *recvbuff, size_t count, ncclDataType_t datatype,
+                   ncclRedOp_t op, int root, ncclComm_t comm, cudaStream_t stream));

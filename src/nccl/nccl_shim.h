@@ -4,7 +4,7 @@
  * The shim maps NCCL's API (nccl_abi.h) onto hring's public API (hring.h)
  * and nothing else: it holds no communication code of its own.  Its parts:
  * nccl_shim.c (results, errors, version, communicators), nccl_coll.c
- * (ncclAllReduce), nccl_group.c (ncclGroupStart/End and the concurrent
+ * (ncclAllReduce and the other collectives), nccl_group.c (ncclGroupStart/End and the concurrent
  * runner that also serves ncclCommInitAll) and nccl_unsupported.c (the rest
  * of nccl.h, refused with a message).
  */

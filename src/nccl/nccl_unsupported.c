@@ -13,7 +13,9 @@
 static ncclResult_t unsupported(const char *call) {
   return hring__nccl_err(ncclInvalidUsage,
                          "%s is not supported by hring's NCCL shim (implemented: communicator "
-                         "calls, ncclAllReduce, groups, memory and registration)",
+                         "calls, ncclAllReduce, ncclReduceScatter, ncclAllGather, "
+                         "ncclBroadcast, ncclBcast, ncclReduce, groups, memory and "
+                         "registration)",
                          call);
 }
 
@@ -70,44 +72,6 @@ HRING__NCCL_API ncclResult_t ncclRedOpCreatePreMulSum(ncclRedOp_t *op, void *sca
 HRING__NCCL_API ncclResult_t ncclRedOpDestroy(ncclRedOp_t op, ncclComm_t comm) {
   (void)op, (void)comm;
   return unsupported("ncclRedOpDestroy");
-}
-
-HRING__NCCL_API ncclResult_t ncclReduce(const void *sendbuff, void *recvbuff, size_t count,
-                                        ncclDataType_t datatype, ncclRedOp_t op, int root,
-                                        ncclComm_t comm, cudaStream_t stream) {
-  (void)sendbuff, (void)recvbuff, (void)count, (void)datatype, (void)op, (void)root, (void)comm,
-      (void)stream;
-  return unsupported("ncclReduce");
-}
-
-HRING__NCCL_API ncclResult_t ncclBcast(void *buff, size_t count, ncclDataType_t datatype,
-                                       int root, ncclComm_t comm, cudaStream_t stream) {
-  (void)buff, (void)count, (void)datatype, (void)root, (void)comm, (void)stream;
-  return unsupported("ncclBcast");
-}
-
-HRING__NCCL_API ncclResult_t ncclBroadcast(const void *sendbuff, void *recvbuff, size_t count,
-                                           ncclDataType_t datatype, int root, ncclComm_t comm,
-                                           cudaStream_t stream) {
-  (void)sendbuff, (void)recvbuff, (void)count, (void)datatype, (void)root, (void)comm,
-      (void)stream;
-  return unsupported("ncclBroadcast");
-}
-
-HRING__NCCL_API ncclResult_t ncclReduceScatter(const void *sendbuff, void *recvbuff,
-                                               size_t recvcount, ncclDataType_t datatype,
-                                               ncclRedOp_t op, ncclComm_t comm,
-                                               cudaStream_t stream) {
-  (void)sendbuff, (void)recvbuff, (void)recvcount, (void)datatype, (void)op, (void)comm,
-      (void)stream;
-  return unsupported("ncclReduceScatter");
-}
-
-HRING__NCCL_API ncclResult_t ncclAllGather(const void *sendbuff, void *recvbuff,
-                                           size_t sendcount, ncclDataType_t datatype,
-                                           ncclComm_t comm, cudaStream_t stream) {
-  (void)sendbuff, (void)recvbuff, (void)sendcount, (void)datatype, (void)comm, (void)stream;
-  return unsupported("ncclAllGather");
 }
 
 HRING__NCCL_API ncclResult_t ncclAlltoAll(const void *sendbuff, void *recvbuff, size_t count,
@@ -169,22 +133,6 @@ HRING__NCCL_ALIAS(ncclResult_t, ncclRedOpCreatePreMulSum,
                   (ncclRedOp_t * op, void *scalar, ncclDataType_t datatype,
                    ncclScalarResidence_t residence, ncclComm_t comm));
 HRING__NCCL_ALIAS(ncclResult_t, ncclRedOpDestroy, (ncclRedOp_t op, ncclComm_t comm));
-HRING__NCCL_ALIAS(ncclResult_t, ncclReduce,
-                  (const void *sendbuff, void *recvbuff, size_t count, ncclDataType_t datatype,
-                   ncclRedOp_t op, int root, ncclComm_t comm, cudaStream_t stream));
-HRING__NCCL_ALIAS(ncclResult_t, ncclBcast,
-                  (void *buff, size_t count, ncclDataType_t datatype, int root, ncclComm_t comm,
-                   cudaStream_t stream));
-HRING__NCCL_ALIAS(ncclResult_t, ncclBroadcast,
-                  (const void *sendbuff, void *recvbuff, size_t count, ncclDataType_t datatype,
-                   int root, ncclComm_t comm, cudaStream_t stream));
-HRING__NCCL_ALIAS(ncclResult_t, ncclReduceScatter,
-                  (const void *sendbuff, void *recvbuff, size_t recvcount,
-                   ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm,
-                   cudaStream_t stream));
-HRING__NCCL_ALIAS(ncclResult_t, ncclAllGather,
-                  (const void *sendbuff, void *recvbuff, size_t sendcount,
-                   ncclDataType_t datatype, ncclComm_t comm, cudaStream_t stream));
 HRING__NCCL_ALIAS(ncclResult_t, ncclAlltoAll,
                   (const void *sendbuff, void *recvbuff, size_t count, ncclDataType_t datatype,
                    ncclComm_t comm, cudaStream_t stream));

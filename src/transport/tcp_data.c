@@ -27,12 +27,18 @@
  *   frames instead of two per frame.
  * An idle progress() costs one recvmsg that returns EAGAIN.
  *
+ * A peer whose host vanishes (power loss: no FIN, no RST) is found by the
+ * health poll: the kernel's keepalive keeps a live peer's acknowledgements
+ * coming, and silence of HRING_SOCK_SILENCE_MS on a connection is reported
+ * as that rank's death (core/socket.h has the arithmetic).
+ *
  * Buffers are allocated on first use (send slots at the first send_get,
  * receive slots at the first frame), so connections a communicator opens but
  * never uses cost no memory.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +51,7 @@
 #include "core/comm.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/socket.h"
 #include "transport/tcp.h"
 #include "transport/wire.h"
 
@@ -82,6 +89,7 @@ typedef struct {
   size_t stride;      /* bytes between slots */
   hring_result_t err; /* sticky: once broken, every call returns it */
   int eof;            /* the peer closed its end (seen by a read of 0) */
+  int vanished;       /* err is the peer's silence: a death, not a notice */
 
   /* Send FIFO: frames [s_sent, s_posted) are queued; s_off bytes (header
    * included) of frame s_sent are already in the socket. */
@@ -156,8 +164,24 @@ static hring_result_t conn_closed(tcp_conn_t *t) {
                    t->conn.peer, peer_host(&t->conn));
 }
 
+/* Nothing heard from the peer's host, not even an acknowledgement, for
+ * `ms` (-1: the kernel gave up on it; its timers say how long). */
+static hring_result_t conn_silent(tcp_conn_t *t, int ms) {
+  t->vanished = 1;
+  if (ms < 0)
+    return conn_fail(t, HRING_ERR_REMOTE, ETIMEDOUT,
+                     "rank %d (%s) stopped answering: its host acknowledged nothing before the "
+                     "kernel gave up on the connection (host down or network cut?)",
+                     t->conn.peer, peer_host(&t->conn));
+  return conn_fail(t, HRING_ERR_REMOTE, 0,
+                   "rank %d (%s) stopped answering: its host has sent nothing, not even a tcp "
+                   "acknowledgement, for %d ms (host down or network cut?)",
+                   t->conn.peer, peer_host(&t->conn), ms);
+}
+
 static hring_result_t conn_io_error(tcp_conn_t *t, int err_no, const char *what) {
   if (err_no == EPIPE || err_no == ECONNRESET) return conn_closed(t);
+  if (err_no == ETIMEDOUT || err_no == EHOSTUNREACH) return conn_silent(t, -1);
   return conn_fail(t, HRING_ERR_REMOTE, err_no, "tcp %s rank %d (%s) failed", what, t->conn.peer,
                    peer_host(&t->conn));
 }
@@ -219,6 +243,15 @@ hring_result_t hring__tcp_conn_create(struct hring_comm *comm, int peer, int fd,
   if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
     return hring__err_errno(HRING_ERR_SYSTEM, errno,
                             "tcp: cannot make the socket to rank %d non-blocking", peer);
+  /* The 4 s of silence are checked by the health poll (conn_silent), not
+   * left to the kernel's TCP_USER_TIMEOUT: on Linux that timeout also ends a
+   * connection whose peer keeps its receive window closed, which is what a
+   * live rank does when it reaches a collective a few seconds after its
+   * peers (measured on 6.18: closed after exactly the timeout, although the
+   * peer answered every window probe).  The kernel's bound is therefore the
+   * communicator's own timeout, a backstop for ranks that stop polling. */
+  int64_t ut = comm && comm->timeout_ms > 0 ? comm->timeout_ms : 0;
+  hring__sock_keepalive(fd, ut > INT_MAX ? INT_MAX : (int)ut);
   tcp_conn_t *t = calloc(1, sizeof(*t));
   if (!t) return hring__err(HRING_ERR_NO_MEMORY, "tcp: no memory for a connection");
   t->conn.ops = &hring__tcp_ops;
@@ -494,9 +527,16 @@ hring_result_t hring__tcp_recv_get(hring_conn_t *c, void **buf, size_t *len) {
  * (it died, or failed before it could say so). */
 hring_result_t hring__tcp_health(hring_conn_t *c, int deaths_only) {
   tcp_conn_t *t = c->priv;
-  if (t->err) return deaths_only ? HRING_SUCCESS : t->err;
+  if (t->err) return deaths_only && !t->vanished ? HRING_SUCCESS : t->err;
   hring_result_t r = hring__tcp_progress(c);
   if (t->eof && t->peer_state == HRING_PEER_LIVE) return peer_gone(t);
+  if (t->vanished) return r; /* the kernel gave up on the peer during progress */
+  /* A vanished host is a death: it sends no notice, so only its silence
+   * tells, and it is looked for in the deaths-first pass. */
+  if (r == HRING_SUCCESS && !t->eof && t->peer_state == HRING_PEER_LIVE) {
+    int ms = hring__sock_silent_ms(t->fd);
+    if (ms >= HRING_SOCK_SILENCE_MS) return conn_silent(t, ms);
+  }
   if (deaths_only) return HRING_SUCCESS;
   if (t->peer_state == HRING_PEER_FAILED) return peer_gone(t);
   return r;

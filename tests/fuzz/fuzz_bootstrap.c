@@ -68,14 +68,19 @@ static void fuzz_hello(const uint8_t *d, size_t n) {
     for (int r = 0; r < job; r++) fds[r] = (mask >> (r % 64)) & 1 ? 3 : -1;
     fdp = fds;
   }
-  uint8_t proof[HRING_BS_PROOF_BYTES];
-  hring__auth_proof(fz_secret, sizeof fz_secret, challenge, HRING_BS_CHALLENGE_BYTES, proof);
+  uint8_t proof[HRING_BS_PROOF_BYTES], reflected[HRING_BS_PROOF_BYTES];
 
   hring_bs_hello_t h;
   hring_bs_status_t s = known(hring__bs_hello_decode(msg, len, &h));
   if (s != HRING_BS_OK) return;
   check_hello_roundtrip(&h, msg, len);
   CHECK(h.magic == HRING_BS_MAGIC && h.version == HRING_BS_VERSION);
+  hring__bs_proof(fz_secret, HRING_BS_ROLE_RANK, challenge, h.nonce, proof);
+  /* The root's proof over the same bytes is never a rank's: a hello that
+   * carries it (a stranger reflecting a root's ack) is refused. */
+  hring__bs_proof(fz_secret, HRING_BS_ROLE_ROOT, challenge, h.nonce, reflected);
+  if (memcmp(h.proof, reflected, sizeof reflected) == 0)
+    CHECK(known(hring__bs_hello_admit(&h, proof, job, fdp)) == HRING_BS_BAD_PROOF);
   /* As if the peer knew the secret: the checks after the proof's. */
   if (ctl & FZ_CTL_TRUST_PROOF) memcpy(proof, h.proof, sizeof proof);
   s = known(hring__bs_hello_admit(&h, proof, job, fdp));
@@ -112,10 +117,33 @@ static void fuzz_join(const uint8_t *d, size_t n) {
   }
 }
 
-/* Client side: the ack (any length). */
+/* Client side: the ack (any length) after a hello of nonce to challenge.
+ * Accepted only with the root's proof over exactly those bytes; the same
+ * ack carrying the rank's own proof (reflected back) is always refused. */
 static void fuzz_ack(const uint8_t *d, size_t n) {
-  if (known(hring__bs_ack_decode(d, n)) != HRING_BS_OK) return;
-  CHECK(n == HRING_BS_ROUND_BYTES && rd32(d) == HRING_BS_MAGIC && rd32(d + 4) == 0);
+  if (n < FZ_ACK_PREFIX) return;
+  const uint8_t *challenge = d, *nonce = d + HRING_BS_CHALLENGE_BYTES;
+  const uint8_t *msg = d + FZ_ACK_PREFIX;
+  size_t len = n - FZ_ACK_PREFIX;
+  uint8_t want[HRING_BS_PROOF_BYTES], rank_proof[HRING_BS_PROOF_BYTES];
+  hring__bs_proof(fz_secret, HRING_BS_ROLE_ROOT, challenge, nonce, want);
+  hring__bs_proof(fz_secret, HRING_BS_ROLE_RANK, challenge, nonce, rank_proof);
+  CHECK(memcmp(want, rank_proof, sizeof want) != 0);
+  hring_bs_status_t s = known(hring__bs_ack_decode(msg, len, want));
+  if (len == HRING_BS_ACK_BYTES && rd32(msg) == HRING_BS_MAGIC) {
+    uint8_t reflected[HRING_BS_ACK_BYTES];
+    memcpy(reflected, msg, sizeof reflected);
+    memcpy(reflected + 8, rank_proof, HRING_BS_PROOF_BYTES);
+    CHECK(known(hring__bs_ack_decode(reflected, sizeof reflected, want)) == HRING_BS_BAD_PROOF);
+  }
+  if (s != HRING_BS_OK) return;
+  CHECK(len == HRING_BS_ACK_BYTES && rd32(msg) == HRING_BS_MAGIC && rd32(msg + 4) == 0);
+  CHECK(memcmp(msg + 8, want, sizeof want) == 0);
+  hring_bs_ack_t a = {HRING_BS_MAGIC, 0, {0}};
+  memcpy(a.proof, want, sizeof want);
+  uint8_t again[HRING_BS_ACK_BYTES];
+  hring__bs_ack_encode(&a, again);
+  CHECK(memcmp(again, msg, sizeof again) == 0);
 }
 
 /* Root side: a round header.  ctl[1] expect[4] message (any length). */
@@ -182,12 +210,17 @@ static void fuzz_id(const uint8_t *d, size_t n) {
   CHECK(memcmp(id.internal, again.internal, used) == 0);
 }
 
-/* Client side: the proof for a challenge of any length. */
+/* The proof of a message of any length is deterministic; the bootstrap's
+ * two roles give different proofs of the same challenge and nonce. */
 static void fuzz_proof(const uint8_t *d, size_t n) {
   uint8_t a[16], b[16];
   hring__auth_proof(fz_secret, sizeof fz_secret, d, n, a);
   hring__auth_proof(fz_secret, sizeof fz_secret, d, n, b);
   CHECK(memcmp(a, b, sizeof a) == 0);
+  if (n < HRING_BS_CHALLENGE_BYTES + HRING_BS_NONCE_BYTES) return;
+  hring__bs_proof(fz_secret, HRING_BS_ROLE_RANK, d, d + HRING_BS_CHALLENGE_BYTES, a);
+  hring__bs_proof(fz_secret, HRING_BS_ROLE_ROOT, d, d + HRING_BS_CHALLENGE_BYTES, b);
+  CHECK(memcmp(a, b, sizeof a) != 0);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {

@@ -26,7 +26,8 @@ static void put(const char *name, const uint8_t *buf, size_t len) {
   }
 }
 
-/* FZ_HELLO input: a hello of rank/nranks answering `challenge`. */
+/* FZ_HELLO input: a hello of rank/nranks answering `challenge`, with a
+ * nonce made from `seed`. */
 static size_t hello_input(uint8_t *out, uint8_t ctl, uint32_t job, uint64_t mask, int rank,
                           int nranks, uint8_t seed) {
   size_t n = 0;
@@ -37,8 +38,9 @@ static size_t hello_input(uint8_t *out, uint8_t ctl, uint32_t job, uint64_t mask
   uint8_t *challenge = out + n;
   for (int i = 0; i < HRING_BS_CHALLENGE_BYTES; i++) challenge[i] = (uint8_t)(seed + 7 * i);
   n += HRING_BS_CHALLENGE_BYTES;
-  hring_bs_hello_t h = {HRING_BS_MAGIC, HRING_BS_VERSION, rank, nranks, {0}};
-  hring__auth_proof(fz_secret, sizeof fz_secret, challenge, HRING_BS_CHALLENGE_BYTES, h.proof);
+  hring_bs_hello_t h = {HRING_BS_MAGIC, HRING_BS_VERSION, rank, nranks, {0}, {0}};
+  for (int i = 0; i < HRING_BS_NONCE_BYTES; i++) h.nonce[i] = (uint8_t)(seed * 13 + 5 * i);
+  hring__bs_proof(fz_secret, HRING_BS_ROLE_RANK, challenge, h.nonce, h.proof);
   hring__bs_hello_encode(&h, out + n);
   return n + HRING_BS_HELLO_BYTES;
 }
@@ -92,17 +94,29 @@ int main(int argc, char **argv) {
   b[n++] = FZ_JOIN;
   int order[4] = {2, 0, 3, 1};
   for (int i = 0; i < 4; i++) {
-    hring_bs_hello_t h = {HRING_BS_MAGIC, HRING_BS_VERSION, order[i], 4, {0}};
+    hring_bs_hello_t h = {HRING_BS_MAGIC, HRING_BS_VERSION, order[i], 4, {0}, {0}};
+    memset(h.nonce, 0x30 + i, sizeof h.nonce);
     memset(h.proof, 0x40 + i, sizeof h.proof);
     hring__bs_hello_encode(&h, b + n);
     n += HRING_BS_HELLO_BYTES;
   }
   put("join_4", b, n);
 
-  hring_bs_round_t ack = {HRING_BS_MAGIC, 0};
-  b[0] = FZ_ACK;
-  hring__bs_round_encode(&ack, b + 1);
-  put("ack", b, 1 + HRING_BS_ROUND_BYTES);
+  /* The root's ack to a hello, and the same ack reflecting the rank's own
+   * proof (which must be refused). */
+  n = 0;
+  b[n++] = FZ_ACK;
+  uint8_t *challenge = b + n, *nonce = b + n + HRING_BS_CHALLENGE_BYTES;
+  for (int i = 0; i < HRING_BS_CHALLENGE_BYTES; i++) challenge[i] = (uint8_t)(0x11 * i);
+  for (int i = 0; i < HRING_BS_NONCE_BYTES; i++) nonce[i] = (uint8_t)(0xa0 + i);
+  n += FZ_ACK_PREFIX;
+  hring_bs_ack_t ack = {HRING_BS_MAGIC, 0, {0}};
+  hring__bs_proof(fz_secret, HRING_BS_ROLE_ROOT, challenge, nonce, ack.proof);
+  hring__bs_ack_encode(&ack, b + n);
+  put("ack", b, n + HRING_BS_ACK_BYTES);
+  hring__bs_proof(fz_secret, HRING_BS_ROLE_RANK, challenge, nonce, ack.proof);
+  hring__bs_ack_encode(&ack, b + n);
+  put("ack_reflected", b, n + HRING_BS_ACK_BYTES);
 
   put("round_first", b, round_input(b, FZ_CTL_FIRST, 0, 200));
   put("round_match", b, round_input(b, 0, 200, 200));
@@ -132,7 +146,8 @@ int main(int argc, char **argv) {
   put("id_ipv6", b, id_input(b, "::1"));
 
   b[0] = FZ_PROOF;
-  for (int i = 0; i < HRING_BS_CHALLENGE_BYTES; i++) b[1 + i] = (uint8_t)(3 * i);
-  put("proof", b, 1 + HRING_BS_CHALLENGE_BYTES);
+  for (int i = 0; i < HRING_BS_CHALLENGE_BYTES + HRING_BS_NONCE_BYTES; i++)
+    b[1 + i] = (uint8_t)(3 * i);
+  put("proof", b, 1 + HRING_BS_CHALLENGE_BYTES + HRING_BS_NONCE_BYTES);
   return 0;
 }

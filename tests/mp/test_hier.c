@@ -4,6 +4,7 @@
  * layouts with one node, one rank per node, equal nodes whose ranks
  * interleave, and nodes of unequal sizes; shared memory within a node, tcp
  * between.  Inexact float sums check that every rank gets the same bits.
+ * The group schedules they are built on run here on a subset of ranks.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,6 +12,8 @@
 
 #include "mp.h"
 #include "bodies.h"
+#include "algos/group.h"
+#include "core/comm.h"
 
 /* One emulated cluster: how many ranks, and each one's node (NULL: all on
  * one node). */
@@ -27,6 +30,7 @@ static const layout_t layouts[] = {
     {8, "0,1,0,1,0,1,0,1"}, /* 4 + 4, interleaved */
 };
 #define NLAYOUTS (sizeof layouts / sizeof layouts[0])
+#define FIRST_MIXED_LAYOUT 2 /* from here on, nodes of several ranks talk over tcp */
 
 static void use_layout(const layout_t *l) {
   if (l->map) setenv("MP_NODE_MAP", l->map, 1);
@@ -34,19 +38,20 @@ static void use_layout(const layout_t *l) {
   unsetenv("MP_NODES");
 }
 
-/* Counts 0, 1, fewer than the ranks, odd, and several chunks per shard,
- * every type and op, in and out of place; then a few MiB (sum only). */
+/* Counts 0, 1, fewer than the ranks, odd, and (where both phases run on
+ * several ranks, to keep the run short) several chunks per shard, every
+ * type and op, in and out of place; then a few MiB (sum only). */
 static void run_matrix(const char *algo) {
   setenv("HRING_ALGO", algo, 1);
   for (size_t k = 0; k < NLAYOUTS; k++) {
     const layout_t *l = &layouts[k];
     use_layout(l);
     size_t counts[] = {0, 1, (size_t)l->n - 1, 1001, 65536 + 7};
-    mp_matrix_t m = {counts, 5, 1};
+    mp_matrix_t m = {counts, k < FIRST_MIXED_LAYOUT ? 4 : 5, 1};
     HCHECK(mp_run(l->n, mp_allreduce_matrix, &m) == 0, "%s n=%d nodes %s: a rank failed", algo,
            l->n, l->map ? l->map : "one");
   }
-  const layout_t *big = &layouts[3];
+  const layout_t *big = &layouts[FIRST_MIXED_LAYOUT]; /* 3 + 1: both phases, fewest ranks */
   use_layout(big);
   size_t bigc[] = {(1u << 20) + 3};
   mp_matrix_t m = {bigc, 1, 0};
@@ -55,6 +60,12 @@ static void run_matrix(const char *algo) {
 }
 
 HTEST(hier_matrix, 90) { run_matrix("hier"); }
+/* The flat schedules and the automatic choice on the same layouts: a rank
+ * alone on its node has other slot sizes than its peers, and every rank
+ * must still cut messages the same way (allreduce.c, agree_layout). */
+HTEST(ring_uneven_nodes_matrix, 90) { run_matrix("ring"); }
+HTEST(direct_uneven_nodes_matrix, 90) { run_matrix("direct"); }
+HTEST(auto_uneven_nodes_matrix, 90) { run_matrix("auto"); }
 HTEST(hier2d_matrix, 90) { run_matrix("hier2d"); }
 
 /* Floats whose sum depends on the order of the additions: if two ranks
@@ -84,9 +95,10 @@ static void identical_body(hring_comm_t comm, int rank, int n, void *arg) {
     HREQUIRE(r == HRING_SUCCESS, "rank %d: allreduce: %s: %s", rank, hring_strerror(r),
              hring_last_error());
     uint64_t h = fnv1a(buf, count * sizeof *buf), hmax, hmin;
-    HREQUIRE(hring_allreduce(&h, &hmax, 1, HRING_UINT64, HRING_MAX, comm, NULL) == HRING_SUCCESS &&
-                 hring_allreduce(&h, &hmin, 1, HRING_UINT64, HRING_MIN, comm, NULL) == HRING_SUCCESS,
-             "rank %d: hash allreduce failed", rank);
+    hring_result_t rmax = hring_allreduce(&h, &hmax, 1, HRING_UINT64, HRING_MAX, comm, NULL);
+    hring_result_t rmin = hring_allreduce(&h, &hmin, 1, HRING_UINT64, HRING_MIN, comm, NULL);
+    HREQUIRE(rmax == HRING_SUCCESS && rmin == HRING_SUCCESS, "rank %d: hash allreduce failed",
+             rank);
     HCHECK(hmax == hmin, "rank %d: op %d: ranks hold different results", rank, (int)ops[o]);
   }
   free(buf);
@@ -121,3 +133,78 @@ static void run_small_slots(const char *algo) {
 
 HTEST(hier_small_slots, 60) { run_small_slots("hier"); }
 HTEST(hier2d_small_slots, 60) { run_small_slots("hier2d"); }
+
+/* The group schedules on a subset of the ranks in a scrambled order
+ * (rank 0 stays out), across two emulated nodes: reduce-scatter out of
+ * place and in place, then allgather, for counts below, at and above the
+ * group's size, and with parts of several chunks. */
+#define GROUP_NCOUNTS 5
+#define GROUP_OPS_PER_COUNT 3 /* reduce-scatter out of place and in place, allgather */
+
+static int32_t group_value(int rank, size_t i) { return (int32_t)(rank * 1000 + (int)(i % 997)); }
+
+static void group_body(hring_comm_t comm, int rank, int n, void *arg) {
+  (void)arg;
+  int ranks[8], m = 0, me = -1;
+  for (int r = n - 1; r >= 1; r -= 2) ranks[m++] = r; /* odd positions first ... */
+  for (int r = n - 2; r >= 1; r -= 2) ranks[m++] = r; /* ... then the even ones */
+  for (int i = 0; i < m; i++)
+    if (ranks[i] == rank) me = i;
+  /* Rank 0 only keeps the sequence of collectives in step, then meets the
+   * others in the closing allreduce. */
+  if (me < 0) {
+    comm->seq += GROUP_NCOUNTS * GROUP_OPS_PER_COUNT;
+    goto done;
+  }
+  hring_group_t g = {m, me, ranks};
+  const size_t counts[GROUP_NCOUNTS] = {0, 1, (size_t)m - 1, (size_t)m + 1, 100003};
+  const size_t chunk = 4096; /* several chunks per part for the largest count */
+  for (size_t c = 0; c < GROUP_NCOUNTS; c++) {
+    const size_t count = counts[c];
+    int32_t *in = malloc((count + 1) * sizeof *in), *part = malloc((count + 1) * sizeof *part);
+    HREQUIRE(in && part, "malloc");
+    size_t off, cnt;
+    hring__partition(count, m, me, &off, &cnt);
+    for (int inplace = 0; inplace < 2; inplace++) {
+      for (size_t i = 0; i < count; i++) in[i] = group_value(rank, i);
+      int32_t *dst = inplace ? in + off : part;
+      hring__coll_begin(comm, HRING_COLL_REDUCE_SCATTER, ++comm->seq, count, HRING_INT32,
+                        HRING_SUM, -1);
+      hring_result_t r = hring__group_reduce_scatter(comm, &g, in, dst, count, HRING_INT32,
+                                                     HRING_SUM, 1, chunk);
+      HREQUIRE(r == HRING_SUCCESS, "rank %d: group reduce-scatter: %s", rank, hring_last_error());
+      size_t bad = 0;
+      for (size_t i = 0; i < cnt; i++) {
+        int32_t want = 0;
+        for (int k = 0; k < m; k++) want += group_value(ranks[k], off + i);
+        bad += dst[i] != want;
+      }
+      HCHECK(bad == 0, "rank %d: count %zu inplace %d: %zu wrong after reduce-scatter", rank,
+             count, inplace, bad);
+    }
+    /* Allgather: member k's part holds -(its rank) on entry, everywhere on return. */
+    for (size_t i = 0; i < count; i++) in[i] = i >= off && i < off + cnt ? -rank : 12345;
+    hring__coll_begin(comm, HRING_COLL_ALLGATHER, ++comm->seq, count, HRING_INT32, 0, -1);
+    hring_result_t r = hring__group_allgather(comm, &g, in, count, sizeof *in, chunk);
+    HREQUIRE(r == HRING_SUCCESS, "rank %d: group allgather: %s", rank, hring_last_error());
+    size_t bad = 0;
+    for (int k = 0; k < m; k++) {
+      size_t o, cn;
+      hring__partition(count, m, k, &o, &cn);
+      for (size_t i = o; i < o + cn; i++) bad += in[i] != -ranks[k];
+    }
+    HCHECK(bad == 0, "rank %d: count %zu: %zu wrong after allgather", rank, count, bad);
+    free(in);
+    free(part);
+  }
+done:;
+  int32_t one = 1, all = 0;
+  hring_result_t r = hring_allreduce(&one, &all, 1, HRING_INT32, HRING_SUM, comm, NULL);
+  HCHECK(r == HRING_SUCCESS && all == n, "rank %d: closing allreduce: %s", rank,
+         hring_last_error());
+}
+
+HTEST(group_subset, 60) {
+  setenv("MP_NODE_MAP", "0,0,1,1,0,1", 1);
+  HCHECK(mp_run(6, group_body, NULL) == 0, "group schedules on a subset: a rank failed");
+}

@@ -13,7 +13,10 @@
  * Every rank: version and error strings; ncclCommInitRank and the comm
  * queries; ncclAllReduce over every type and op, counts 0, 1, 3 and 1001, in
  * and out of place, and 1M+3 elements; a nested group; invalid arguments
- * (nothing written, comm still usable); ncclCommInitRankConfig.  Rank 0 then
+ * (nothing written, comm still usable); ncclReduceScatter, ncclAllGather,
+ * ncclBroadcast, ncclBcast and ncclReduce over several types, ops and
+ * counts, in and out of place, every root, and their refusals;
+ * ncclCommInitRankConfig.  Rank 0 then
  * also runs the single-process forms: ncclCommInitAll with 4 ranks and a
  * grouped allreduce over them, and two ncclCommInitRank calls in one group.
  *
@@ -517,6 +520,93 @@ static void test_group(ncclComm_t comm) {
   CHECK(untouched(bad, sizeof bad), "a refused grouped ncclAllReduce wrote to its buffer");
 }
 
+/* ------------------------------------------------------------------------ */
+/* The collectives beyond allreduce                                          */
+/* ------------------------------------------------------------------------ */
+
+/* Elements of buf that differ from want(i) = input(t, op, who, n, first + i)
+ * (who >= 0) or expected(t, op, n, first + i) (who < 0); the first is
+ * reported. */
+static void verify_part(const char *what, ncclDataType_t t, ncclRedOp_t op, int who,
+                        const void *buf, size_t count, size_t first) {
+  size_t wrong = 0;
+  for (size_t i = 0; i < count; i++) {
+    double want = who >= 0 ? (double)input(t, op, who, my_nranks, first + i)
+                           : (double)expected(t, op, my_nranks, first + i);
+    if (get(t, buf, i) != want && wrong++ == 0)
+      fail(__LINE__, "%s %s %s count %zu: element %zu = %g, want %g", what, type_name(t),
+           op_name(op), count, i, get(t, buf, i), want);
+  }
+}
+
+static void colls_case(ncclComm_t comm, ncclDataType_t t, ncclRedOp_t op, size_t c, int ip,
+                       char *a, char *b) {
+  const int n = my_nranks, me = my_rank;
+  const size_t es = type_size(t);
+  /* reduce-scatter: in place, the output is this rank's part of the input */
+  fill(t, op, me, n, a, c * (size_t)n);
+  char *rs_out = ip ? a + (size_t)me * c * es : b;
+  NCCL_MUST(ncclReduceScatter(a, rs_out, c, t, op, comm, NULL));
+  verify_part("ncclReduceScatter", t, op, -1, rs_out, c, (size_t)me * c);
+  /* allgather: in place, the input is this rank's part of the output */
+  char *ag_in = ip ? b + (size_t)me * c * es : a;
+  fill(t, ncclSum, me, n, ag_in, c);
+  NCCL_MUST(ncclAllGather(ag_in, b, c, t, comm, NULL));
+  for (int p = 0; p < n; p++)
+    verify_part("ncclAllGather", t, ncclSum, p, b + (size_t)p * c * es, c, 0);
+  for (int root = 0; root < n; root++) {
+    /* broadcast: every rank starts from its own values */
+    fill(t, ncclSum, me, n, a, c);
+    if (ip) NCCL_MUST(ncclBcast(a, c, t, root, comm, NULL));
+    else NCCL_MUST(ncclBroadcast(me == root ? a : NULL, b, c, t, root, comm, NULL));
+    verify_part(ip ? "ncclBcast" : "ncclBroadcast", t, ncclSum, root, ip ? a : b, c, 0);
+    /* reduce: recvbuff unused (NULL out of place) off root */
+    fill(t, op, me, n, a, c);
+    char *dst = ip ? a : me == root ? b : NULL;
+    NCCL_MUST(ncclReduce(a, dst, c, t, op, root, comm, NULL));
+    if (me == root) verify_part("ncclReduce", t, op, -1, dst, c, 0);
+    else if (ip) verify_part("ncclReduce (non-root input)", t, op, me, a, c, 0);
+  }
+}
+
+static void test_colls(ncclComm_t comm) {
+  static const ncclDataType_t types[] = {ncclInt8, ncclUint32, ncclFloat16, ncclFloat32,
+                                         ncclFloat64, ncclBfloat16};
+  static const size_t counts[] = {0, 1, 1001};
+  const size_t ntypes = sizeof types / sizeof types[0];
+  char *a = xmalloc(1001 * 8 * (size_t)my_nranks), *b = xmalloc(1001 * 8 * (size_t)my_nranks);
+  for (size_t ti = 0; ti < ntypes; ti++)
+    for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++)
+      for (int ip = 0; ip < 2; ip++)
+        colls_case(comm, types[ti], all_ops[(ti + ci) % 5], counts[ci], ip, a, b);
+
+  /* Refused locally, nothing written, the comm still in step. */
+  float send[16], recv[16];
+  fill(ncclFloat32, ncclSum, my_rank, my_nranks, send, 16);
+  poison(recv, sizeof recv);
+  EXPECT_RESULT(ncclBroadcast(send, recv, 4, ncclFloat32, my_nranks, comm, NULL),
+                ncclInvalidArgument);
+  EXPECT_RESULT(ncclReduce(send, recv, 4, ncclFloat32, ncclSum, -1, comm, NULL),
+                ncclInvalidArgument);
+  EXPECT_RESULT(ncclReduceScatter(send, NULL, 4, ncclFloat32, ncclSum, comm, NULL),
+                ncclInvalidArgument);
+  EXPECT_RESULT(ncclAllGather(send, recv, 4, ncclFloat8e4m3, comm, NULL), ncclInvalidArgument);
+  EXPECT_RESULT(ncclReduce(send, recv, 4, ncclFloat32, (ncclRedOp_t)-1, 0, comm, NULL),
+                ncclInvalidArgument);
+  EXPECT_RESULT(ncclBcast(recv, 4, ncclFloat32, 0, NULL, NULL), ncclInvalidArgument);
+  NCCL_MUST(ncclGroupStart());
+  EXPECT_RESULT(ncclAllGather(send, recv, 1, ncclFloat32, comm, NULL), ncclInvalidUsage);
+  CHECK(strstr(ncclGetLastError(NULL), "inside ncclGroupStart") != NULL, "message: %s",
+        ncclGetLastError(NULL));
+  NCCL_MUST(ncclGroupEnd());
+  CHECK(untouched(recv, sizeof recv), "a refused collective wrote to recvbuff");
+  NCCL_MUST(ncclReduceScatter(send, recv, 16 / my_nranks, ncclFloat32, ncclSum, comm, NULL));
+  verify_part("ncclReduceScatter after refusals", ncclFloat32, ncclSum, -1, recv,
+              16 / my_nranks, (size_t)my_rank * (16 / my_nranks));
+  free(a);
+  free(b);
+}
+
 static void test_init_config(void) {
   ncclConfig_t bad = NCCL_CONFIG_INITIALIZER;
   bad.magic = 0;
@@ -617,6 +707,7 @@ int main(void) {
   test_allreduce_sweep(comm);
   test_invalid_arguments(comm);
   test_group(comm);
+  test_colls(comm);
   ncclResult_t async = ncclInternalError;
   NCCL_MUST(ncclCommGetAsyncError(comm, &async));
   CHECK(async == ncclSuccess, "ncclCommGetAsyncError after the collectives = %d", (int)async);

@@ -1,8 +1,10 @@
 /*
  * test_tcp.c - the tcp transport: the data path over a loopback socket pair
  * (ordering, contents, lengths 0..slot size, back-pressure, bad frames, a
- * closing peer) and the collective set-up (handshake between threads, with
- * strangers and an impostor that must be turned away, and the timeout).
+ * closing peer, a live peer that is quiet or not reading, which must not be
+ * taken for a vanished host) and the collective set-up (handshake between
+ * threads, with strangers and an impostor that must be turned away, and the
+ * timeout).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,6 +20,7 @@
 #include "../harness.h"
 #include "core/comm.h"
 #include "core/config.h"
+#include "core/socket.h"
 #include "core/wait.h"
 #include "transport/tcp.h"
 
@@ -582,4 +585,58 @@ HTEST(tcp_setup_timeout, 10) {
   HCHECK(a0.conn_r == HRING_ERR_TIMEOUT, "got %d", a0.conn_r);
   HCHECK(strstr(a0.msg, "rank 1 (hostB)"), "message \"%s\"", a0.msg);
   hring__tcp_ops.comm_close(&t0.comm);
+}
+
+/* A live peer is never taken for a vanished host (the health check looks
+ * for HRING_SOCK_SILENCE_MS of silence, core/socket.h): neither on a quiet
+ * connection, where only keepalive probes keep it heard, nor on one whose
+ * receiver has stopped reading and closed its window, where the kernel's
+ * TCP_USER_TIMEOUT at 4 s would have ended it.  Runs 12 s: the kernel
+ * backs its window probes off (0.2, 0.4, 0.8, 1.6, 3.2, 6.4 s apart), so
+ * between the probes sent 6.2 and 12.6 s into the closed window the peer
+ * is silent for more than 4 s although it is alive. */
+HTEST(tcp_live_peer_not_silent, 40) {
+  tcomm_t t[2];
+  hring_conn_t *quiet[2], *full[2];
+  int qfd[2], ffd[2];
+  tcomm_init(&t[0], 0, 2, 60000);
+  tcomm_init(&t[1], 1, 2, 60000);
+  tcp_pair(qfd, 0);
+  tcp_pair(ffd, 16384);
+  for (int s = 0; s < 2; s++) {
+    HREQUIRE(hring__tcp_conn_create(&t[s].comm, 1 - s, qfd[s], 8192, 4, &quiet[s]) ==
+                 HRING_SUCCESS, "conn_create: %s", hring_last_error());
+    HREQUIRE(hring__tcp_conn_create(&t[s].comm, 1 - s, ffd[s], 8192, 4, &full[s]) ==
+                 HRING_SUCCESS, "conn_create: %s", hring_last_error());
+  }
+  /* Rank 0 fills its FIFO toward rank 1, which never reads. */
+  side_t a = {.c = full[0], .dir = 0, .nmsg = 1 << 20, .slot = 8192};
+  int posted = 0;
+  while (posted < 10000 && side_send(&a)) posted++;
+  HREQUIRE(posted < 10000, "the FIFO never filled");
+  int max_quiet = -1, max_full = -1, full_uncounted = 0;
+  double t0 = now_s();
+  while (now_s() - t0 < 12.0) {
+    hring_conn_t *all[4] = {quiet[0], quiet[1], full[0], full[1]};
+    for (int i = 0; i < 4; i++)
+      for (int pass = 1; pass >= 0; pass--) {
+        hring_result_t r = hring__tcp_health(all[i], pass);
+        HREQUIRE(r == HRING_SUCCESS, "after %.1f s a live peer failed the health check: %s",
+                 now_s() - t0, hring_last_error());
+      }
+    int q = hring__sock_silent_ms(qfd[0]), f = hring__sock_silent_ms(ffd[0]);
+    if (q > max_quiet) max_quiet = q;
+    if (f > max_full) max_full = f;
+    if (f < 0) full_uncounted++;
+    usleep(100000);
+  }
+  /* Keepalive replies keep a quiet peer heard from every 2 s or so. */
+  HCHECK(max_quiet >= 0 && max_quiet < HRING_SOCK_SILENCE_MS,
+         "the quiet connection's silence reached %d ms", max_quiet);
+  printf("  longest silence of a live peer: %d ms quiet, %d ms with a closed window (then "
+         "not counted at %d of the polls)\n", max_quiet, max_full, full_uncounted);
+  for (int s = 0; s < 2; s++) {
+    hring__tcp_conn_free(quiet[s]);
+    hring__tcp_conn_free(full[s]);
+  }
 }

@@ -1,0 +1,113 @@
+/*
+ * choose.c - which allreduce algorithm runs a call (choose.h).
+ *
+ * Across nodes the cost model decides: every applicable algorithm's time is
+ * predicted for the communicator's layout and the fastest runs.  On one
+ * node the rules measured on this kind of machine decide (docs/model.md
+ * says why): the model's alpha cannot see that ranks outnumbering cores
+ * wait for one another to be scheduled, which is what makes the one-step
+ * schedules win there.  The choice for a size is cached (a direct-mapped
+ * table), so the model costs nothing on repeated sizes, and printed at
+ * INFO the first time with its predicted time.
+ */
+#include "algos/choose.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "algos/algo.h"
+#include "algos/model.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "transport/transport.h"
+
+#define ALLPAIRS_MAX_BYTES 4096 /* allpairs.c keeps a local copy this large */
+#define DIRECT_MAX_BYTES (256 * 1024)
+#define CACHE_SLOTS 64 /* 2^6: the hash keeps the top 6 bits */
+
+struct hring_choice {
+  hring_model_params_t params;
+  hring_model_shape_t shape;
+  struct {
+    size_t bytes;
+    int algo; /* 0: empty */
+  } cache[CACHE_SLOTS];
+};
+
+hring_result_t hring__choice_init(struct hring_comm *comm) {
+  struct hring_choice *c = calloc(1, sizeof *c);
+  if (!c) return hring__err(HRING_ERR_NO_MEMORY, "comm init");
+  hring__model_defaults(&c->params);
+  const char *path = hring__cfg_str(HRING_CFG_MODEL_FILE);
+  if (path && *path) {
+    hring_result_t r = hring__model_load(path, &c->params);
+    if (r != HRING_SUCCESS) {
+      free(c);
+      return r;
+    }
+  }
+  hring__model_shape_of(comm, &c->shape);
+  comm->choice = c;
+  return HRING_SUCCESS;
+}
+
+void hring__choice_free(struct hring_comm *comm) {
+  free(comm->choice);
+  comm->choice = NULL;
+}
+
+/* The measured rules of one node (docs/performance.md has the tables). */
+static int one_node_rule(const struct hring_comm *comm, size_t bytes) {
+  int64_t small = comm->small_max < 0 ? ALLPAIRS_MAX_BYTES : comm->small_max;
+  if (bytes <= ALLPAIRS_MAX_BYTES && bytes <= comm->min_slot &&
+      comm->nranks <= HRING_ENGINE_MAX_ACTIVE && (int64_t)bytes <= small)
+    return HRING_ALGO_ALLPAIRS;
+  /* Two ranks over tcp: the one-step exchange keeps both directions
+   * streaming; measured 1.2-1.7 GB/s against the ring's 0.9-1.1 at 1-64 MiB. */
+  if (comm->nranks == 2 && comm->conns[1 - comm->rank]->ops == &hring__tcp_ops)
+    return HRING_ALGO_EXCHANGE;
+  /* Ranks outnumbering cores: every ring step waits for one neighbour to be
+   * scheduled, while the direct exchange has 2 steps whatever the size.
+   * Direct wins up to a few hundred KiB with 4 and 8 ranks on 2 cores;
+   * beyond, its n(n-1) FIFOs no longer stay in cache. */
+  if (comm->oversub_any && comm->nranks <= HRING_ENGINE_MAX_ACTIVE && bytes <= DIRECT_MAX_BYTES)
+    return HRING_ALGO_DIRECT;
+  return HRING_ALGO_RING;
+}
+
+static int decide(struct hring_comm *comm, size_t bytes, double *pred) {
+  struct hring_choice *c = comm->choice;
+  c->shape.chunk = hring__ring_chunk(comm, bytes);
+  if (comm->nnodes == 1) {
+    int a = one_node_rule(comm, bytes);
+    *pred = hring__model_predict(&c->params, &c->shape, a, bytes);
+    return a;
+  }
+  unsigned allowed = 0;
+  for (int a = HRING_ALGO_RING; a < HRING_ALGO_COUNT; a++) allowed |= 1u << a;
+  /* allpairs and direct open a FIFO to every rank: beyond the engine's
+   * limit they cannot run. */
+  if (comm->nranks > HRING_ENGINE_MAX_ACTIVE)
+    allowed &= ~((1u << HRING_ALGO_ALLPAIRS) | (1u << HRING_ALGO_DIRECT));
+  if (bytes > comm->min_slot) allowed &= ~(1u << HRING_ALGO_ALLPAIRS);
+  return hring__model_choose(&c->params, &c->shape, bytes, allowed, pred);
+}
+
+int hring__choose(struct hring_comm *comm, size_t bytes) {
+  struct hring_choice *c = comm->choice;
+  /* Fibonacci hashing: sizes that differ only in high bits (powers of
+   * two) still land in different slots. */
+  size_t slot = (size_t)(((uint64_t)bytes * 0x9e3779b97f4a7c15ull) >> 58);
+  if (c->cache[slot].algo && c->cache[slot].bytes == bytes) return c->cache[slot].algo;
+  double pred = 0;
+  int a = decide(comm, bytes, &pred);
+  double ring = hring__model_predict(&c->params, &c->shape, HRING_ALGO_RING, bytes);
+  HRING_INFO(HRING_SUB_COLL,
+             "allreduce of %zu bytes on %d ranks, %d node(s): %s, predicted %.1f us (ring %.1f us)%s",
+             bytes, comm->nranks, comm->nnodes, hring__algo_names[a], pred * 1e6, ring * 1e6,
+             comm->nnodes == 1 ? " [one-node rule]" : "");
+  c->cache[slot].bytes = bytes;
+  c->cache[slot].algo = a;
+  return a;
+}

@@ -1,0 +1,33 @@
+/*
+ * model_impl.h - pieces shared by the cost model's files (model.c: the flat
+ * and latency schedules and the interface; model_pipelined.c: the tree and
+ * the hierarchical rings).
+ */
+#ifndef HRING_MODEL_IMPL_H
+#define HRING_MODEL_IMPL_H
+
+#include <math.h>
+#include "algos/model.h"
+
+static inline double line(const hring_model_level_t *l, double m) { return l->alpha + l->beta * m; }
+
+/* Number of messages a piece of `piece` bytes is cut into. */
+static inline double nchunks(double piece, size_t chunk) {
+  if (chunk == 0 || piece <= (double)chunk) return 1.0;
+  return ceil(piece / (double)chunk);
+}
+
+static inline double maxd(double a, double b) { return a > b ? a : b; }
+static inline double mind(double a, double b) { return a < b ? a : b; }
+
+static inline int log2_floor(int x) {
+  int l = 0;
+  while ((2 << l) <= x) l++;
+  return l;
+}
+
+double hring__model_tree(const hring_model_params_t *p, const hring_model_shape_t *s, double n);
+double hring__model_hier(const hring_model_params_t *p, const hring_model_shape_t *s, double n);
+double hring__model_hier2d(const hring_model_params_t *p, const hring_model_shape_t *s, double n);
+
+#endif

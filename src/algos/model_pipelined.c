@@ -1,0 +1,124 @@
+/*
+ * model_pipelined.c - the cost model of the schedules with stages: the
+ * pipelined tree, and the two hierarchical rings (chains and rings inside
+ * nodes, rings across them).  The rules are model.c's.
+ */
+#include <math.h>
+
+#include "algos/model.h"
+#include "algos/model_impl.h"
+
+/* A pipeline's cost for m-byte chunks: the fill (one chunk through every
+ * stage) and the period (one more chunk through the slowest stage). */
+typedef void (*stage_fn)(const hring_model_params_t *p, const hring_model_shape_t *s, double m,
+                         double *fill, double *period);
+
+/* n bytes through the pipeline in chunks of s->chunk (the last one short):
+ * the first chunk fills it, every later chunk adds a period. */
+static double pipelined(const hring_model_params_t *p, const hring_model_shape_t *s, double n,
+                        stage_fn f) {
+  double fill, period, unused;
+  double c = nchunks(n, s->chunk);
+  if (c <= 1) {
+    f(p, s, n, &fill, &unused);
+    return fill;
+  }
+  double m = (double)s->chunk, last = n - (c - 1) * m, plast;
+  f(p, s, m, &fill, &period);
+  f(p, s, last, &unused, &plast);
+  return fill + (c - 2) * period + plast;
+}
+
+/* Heaviest inter-node load of one tree level (edges from the parents at
+ * depth d): the most edges that leave or enter one node, 0 if none does.
+ * Ranks sit on nodes in blocks of k, so both ends of a level are runs of
+ * consecutive ranks and the count per node is a running count. */
+static int tree_level_load(int P, int k, int d) {
+  int first = (1 << d) - 1, last = (2 << d) - 2 < P - 1 ? (2 << d) - 2 : P - 1;
+  int worst = 0, node = -1, cnt = 0;
+  for (int r = first; r <= last; r++) { /* into the parents' nodes */
+    if (r / k != node) node = r / k, cnt = 0;
+    for (int ch = 2 * r + 1; ch <= 2 * r + 2 && ch < P; ch++)
+      if (ch / k != node && ++cnt > worst) worst = cnt;
+  }
+  node = -1, cnt = 0;
+  for (int ch = 2 * first + 1; ch <= 2 * last + 2 && ch < P; ch++) { /* out of the children's */
+    if (ch / k != node) node = ch / k, cnt = 0;
+    if ((ch - 1) / 2 / k != node && ++cnt > worst) worst = cnt;
+  }
+  return worst;
+}
+
+/* Tree (tree.c): the heap over all ranks rooted at rank 0 (children of r:
+ * 2r+1 and 2r+2, depth floor(log2 P)), chunks reduced up and broadcast down
+ * at once.  A parent takes (or gives) a chunk from two children one after
+ * the other.  The first chunk's trip up and down is the fill; after it,
+ * every chunk costs the slowest level's up and down work, which one rank's
+ * progress loop does in turn. */
+static void tree_stages(const hring_model_params_t *p, const hring_model_shape_t *s, double m,
+                        double *fill, double *period) {
+  const int P = s->nranks, k = s->nnodes > 1 ? s->kmax : P, depth = log2_floor(P);
+  *fill = *period = 0;
+  for (int d = 0; d < depth; d++) {
+    int load = tree_level_load(P, k, d);
+    double up, down;
+    if (load > 0) {
+      down = 2.0 * p->inter.alpha + load * m * p->inter.beta;
+      up = down + 2.0 * m * p->inter.gamma;
+    } else {
+      down = 2.0 * line(&p->intra, m);
+      up = down + 2.0 * m * p->intra.gamma;
+    }
+    *fill += up + down;
+    *period = maxd(*period, up + down);
+  }
+}
+
+double hring__model_tree(const hring_model_params_t *p, const hring_model_shape_t *s, double n) {
+  return pipelined(p, s, n, tree_stages);
+}
+
+/* Ring reduce-scatter (or allgather: gamma 0) among g members of one level,
+ * on a vector of n bytes, with `share` rings sharing each link. */
+static double ring_half(const hring_model_level_t *l, double g, double n, size_t chunk,
+                        double share, int reduce) {
+  if (g <= 1) return 0;
+  double c = nchunks(n / g, chunk);
+  return (g - 1) * c * l->alpha + (g - 1) / g * n * (l->beta * share + (reduce ? l->gamma : 0));
+}
+
+/* The paper's form (hier.c): each node reduces to its leader along a chain
+ * of its k ranks, pipelined in chunks; the N leaders run a ring allreduce;
+ * each leader broadcasts down the same chain, pipelined. */
+static void chain_reduce(const hring_model_params_t *p, const hring_model_shape_t *s, double m,
+                         double *fill, double *period) {
+  *period = line(&p->intra, m) + m * p->intra.gamma;
+  *fill = (s->kmax - 1) * *period;
+}
+
+static void chain_bcast(const hring_model_params_t *p, const hring_model_shape_t *s, double m,
+                        double *fill, double *period) {
+  *period = line(&p->intra, m);
+  *fill = (s->kmax - 1) * *period;
+}
+
+double hring__model_hier(const hring_model_params_t *p, const hring_model_shape_t *s, double n) {
+  const double N = s->nnodes;
+  double leaders = ring_half(&p->inter, N, n, s->chunk, 1, 1) +
+                   ring_half(&p->inter, N, n, s->chunk, 1, 0);
+  if (s->kmax <= 1) return leaders;
+  return pipelined(p, s, n, chain_reduce) + leaders + pipelined(p, s, n, chain_bcast);
+}
+
+/* The 2D form: intra-node reduce-scatter, k inter-node rings (one per local
+ * rank, on its shard of n/k) sharing the node's link, intra-node allgather. */
+double hring__model_hier2d(const hring_model_params_t *p, const hring_model_shape_t *s, double n) {
+  const double k = s->kmax, N = s->nnodes;
+  double intra = ring_half(&p->intra, k, n, s->chunk, 1, 1) + ring_half(&p->intra, k, n, s->chunk, 1, 0);
+  /* On a node of kmin < kmax ranks, a rank owns several shards and runs
+   * their rings one after the other. */
+  double serial = ceil(k / (s->kmin > 0 ? s->kmin : 1));
+  double inter = serial * (ring_half(&p->inter, N, n / k, s->chunk, k, 1) +
+                           ring_half(&p->inter, N, n / k, s->chunk, k, 0));
+  return intra + inter;
+}

@@ -1,0 +1,264 @@
+/* test_model.c - the cost model: predictions, the choice, the parameter
+ * file, and calibration on live ranks. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "algos/algo.h"
+#include "algos/model.h"
+#include "harness.h"
+#include "mp/mp.h"
+
+/* Shapes that exercise every branch: one node, one rank per node, equal
+ * nodes, unequal nodes, a non-power-of-two count, cluster scale. */
+static const struct {
+  int P, N;
+  size_t chunk;
+} shapes[] = {{2, 1, 65536}, {4, 1, 65536}, {5, 1, 0},       {8, 8, 262144},
+              {16, 2, 65536}, {12, 5, 65536}, {1024, 128, 524288}, {2048, 256, 0}};
+#define NSHAPES (int)(sizeof shapes / sizeof shapes[0])
+
+static hring_model_params_t params(void) {
+  hring_model_params_t p;
+  hring__model_defaults(&p);
+  return p;
+}
+
+HTEST(model_monotonic_in_bytes, 20) {
+  hring_model_params_t p = params();
+  for (int i = 0; i < NSHAPES; i++) {
+    hring_model_shape_t s = hring__model_shape(shapes[i].P, shapes[i].N, shapes[i].chunk);
+    for (int a = HRING_ALGO_RING; a < HRING_ALGO_COUNT; a++) {
+      double prev = 0;
+      size_t prev_b = 0;
+      /* Every size near each power of two and chunk boundary, and between. */
+      for (size_t b = 1; b <= ((size_t)1 << 30); b = b * 5 / 4 + 1) {
+        size_t near[3] = {b - 1, b, b + 1};
+        for (int j = 0; j < 3; j++) {
+          if (near[j] < prev_b) continue;
+          double t = hring__model_predict(&p, &s, a, near[j]);
+          HCHECK(t >= 0 && isfinite(t), "P %d N %d %s %zu B: %g", s.nranks, s.nnodes,
+                 hring__algo_names[a], near[j], t);
+          HCHECK(t >= prev * (1 - 1e-12), "P %d N %d %s: %g s at %zu B < %g s at %zu B", s.nranks,
+                 s.nnodes, hring__algo_names[a], t, near[j], prev, prev_b);
+          prev = t, prev_b = near[j];
+        }
+      }
+    }
+  }
+}
+
+HTEST(model_ring_large_message_limit, 10) {
+  hring_model_params_t p = params();
+  int Ps[] = {2, 4, 7, 64, 1024};
+  for (int i = 0; i < 5; i++) {
+    int P = Ps[i];
+    /* 1 TiB: far enough out that 2(P-1) latencies vanish even at P = 1024. */
+    double n = (double)((size_t)1 << 40);
+    /* No chunking, no reduction cost: the bandwidth term alone. */
+    hring_model_params_t q = p;
+    q.intra.gamma = q.inter.gamma = 0;
+    hring_model_shape_t s = hring__model_shape(P, 1, 0);
+    double bw = 2.0 * (P - 1) / P * n * q.intra.beta;
+    double r = hring__model_predict(&q, &s, HRING_ALGO_RING, (size_t)n) / bw;
+    HCHECK(r >= 1 && r < 1.001, "P %d: ring / 2(P-1)/P n beta = %.5f", P, r);
+    /* Chunks of c bytes add alpha per chunk: the limit is beta + alpha / c
+     * per byte, and gamma adds (P-1)/P n gamma. */
+    s.chunk = 65536;
+    double lim = 2.0 * (P - 1) / P * n * (p.intra.beta + p.intra.alpha / 65536) +
+                 (P - 1.0) / P * n * p.intra.gamma;
+    r = hring__model_predict(&p, &s, HRING_ALGO_RING, (size_t)n) / lim;
+    HCHECK(r >= 1 - 1e-9 && r < 1.01, "P %d chunked: ring / limit = %.5f", P, r);
+    /* Across nodes the ring runs at its slowest link. */
+    if (P % 2 == 0 && P >= 4) {
+      hring_model_shape_t m = hring__model_shape(P, 2, 0);
+      double bwe = 2.0 * (P - 1) / P * n * q.inter.beta;
+      r = hring__model_predict(&q, &m, HRING_ALGO_RING, (size_t)n) / bwe;
+      HCHECK(q.inter.beta < q.intra.beta || (r >= 1 && r < 1.001),
+             "P %d on 2 nodes: ring / inter limit = %.5f", P, r);
+    }
+  }
+}
+
+HTEST(model_choose_is_fastest_predicted, 20) {
+  hring_model_params_t p = params();
+  unsigned masks[] = {~0u, 1u << HRING_ALGO_RING, (1u << HRING_ALGO_HIER) | (1u << HRING_ALGO_TREE),
+                      (1u << HRING_ALGO_ALLPAIRS) | (1u << HRING_ALGO_DIRECT), 0};
+  for (int i = 0; i < NSHAPES; i++) {
+    hring_model_shape_t s = hring__model_shape(shapes[i].P, shapes[i].N, shapes[i].chunk);
+    for (size_t b = 4; b <= ((size_t)1 << 30); b *= 8) {
+      for (int mi = 0; mi < 5; mi++) {
+        double t = -1;
+        int got = hring__model_choose(&p, &s, b, masks[mi], &t);
+        double best = INFINITY;
+        int any = 0;
+        for (int a = HRING_ALGO_RING; a < HRING_ALGO_COUNT; a++) {
+          if (!(masks[mi] & (1u << a)) || !hring__model_applicable(&s, a, b)) continue;
+          any = 1;
+          double ta = hring__model_predict(&p, &s, a, b);
+          if (ta < best) best = ta;
+        }
+        if (!any) {
+          HCHECK(got == HRING_ALGO_RING, "nothing allowed must give the ring, got %d", got);
+          continue;
+        }
+        HCHECK((masks[mi] & (1u << got)) && hring__model_applicable(&s, got, b),
+               "P %d %zu B mask %x: chose %s, not allowed or not applicable", s.nranks, b,
+               masks[mi], hring__algo_names[got]);
+        HCHECK(t == best && hring__model_predict(&p, &s, got, b) == best,
+               "P %d %zu B mask %x: chose %s (%g s), fastest predicted %g s", s.nranks, b,
+               masks[mi], hring__algo_names[got], t, best);
+      }
+    }
+  }
+  /* The structural limits. */
+  hring_model_shape_t s2 = hring__model_shape(2, 1, 65536), s4 = hring__model_shape(4, 1, 65536);
+  HCHECK(hring__model_applicable(&s2, HRING_ALGO_EXCHANGE, 1 << 20), "exchange on 2 ranks");
+  HCHECK(!hring__model_applicable(&s4, HRING_ALGO_EXCHANGE, 1 << 20), "exchange on 4 ranks");
+  HCHECK(!hring__model_applicable(&s4, HRING_ALGO_ALLPAIRS, 1 << 20), "allpairs beyond a slot");
+  HCHECK(hring__model_predict(&p, &s4, HRING_ALGO_AUTO, 8) < 0, "AUTO is not an algorithm");
+}
+
+/* The small-message regime on a cluster: the hierarchical ring must beat
+ * the flat ring (2(N-1) inter-node steps instead of 2(P-1)), and the flat
+ * ring must win at 1 GiB when intra-node links are no faster than the
+ * network (the paper's PCIe nodes). */
+HTEST(model_hier_vs_flat_regimes, 10) {
+  hring_model_params_t p;
+  p.intra = (hring_model_level_t){2e-6, 1.0 / 10e9, 1.0 / 80e9};
+  p.inter = (hring_model_level_t){6e-6, 1.0 / 11e9, 1.0 / 80e9};
+  hring_model_shape_t s = hring__model_shape(1024, 128, 524288);
+  HCHECK(hring__model_predict(&p, &s, HRING_ALGO_HIER, 4096) * 4 <
+             hring__model_predict(&p, &s, HRING_ALGO_RING, 4096),
+         "hier should be > 4x faster than the flat ring at 4 KiB on 128 nodes");
+  HCHECK(hring__model_predict(&p, &s, HRING_ALGO_RING, (size_t)1 << 30) <
+             hring__model_predict(&p, &s, HRING_ALGO_HIER, (size_t)1 << 30),
+         "the flat ring should win at 1 GiB");
+}
+
+static char *tmpfile_with(const char *text) {
+  static char path[64];
+  snprintf(path, sizeof path, "/tmp/hring-model-test-%d.txt", (int)getpid());
+  FILE *f = fopen(path, "w");
+  if (!f) return NULL;
+  fputs(text, f);
+  fclose(f);
+  return path;
+}
+
+HTEST(model_file_round_trip, 10) {
+  hring_model_params_t p = {{1.25e-6, 1.0 / 7e9, 1.0 / 12.5e9}, {3.3e-5, 1.0 / 1.1e9, 0.1e-9}};
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/hring-model-rt-%d.txt", (int)getpid());
+  HREQUIRE(hring__model_save(path, &p, "test") == HRING_SUCCESS, "save: %s", hring_last_error());
+  hring_model_params_t q;
+  memset(&q, 0, sizeof q);
+  HREQUIRE(hring__model_load(path, &q) == HRING_SUCCESS, "load: %s", hring_last_error());
+  unlink(path);
+  HCHECK(memcmp(&p, &q, sizeof p) == 0, "round trip changed the values (%g %g %g / %g %g %g)",
+         q.intra.alpha, q.intra.beta, q.intra.gamma, q.inter.alpha, q.inter.beta, q.inter.gamma);
+}
+
+HTEST(model_file_bad_rejected, 10) {
+  const char *good_tail = "intra.alpha = 1e-6\nintra.beta = 1e-10\nintra.gamma = 1e-10\n"
+                          "inter.alpha = 1e-5\ninter.beta = 1e-9\ninter.gamma = 1e-10\n";
+  char text[1024];
+  struct {
+    const char *head, *tail, *why;
+  } bad[] = {
+      {"", good_tail, "version missing"},
+      {"version = 2\n", good_tail, "version 2"},
+      {"version = 1\nintra.alpah = 1\n", good_tail, "unknown key"},
+      {"version = 1\nintra.alpha = 1e-6\n", good_tail, "key twice"},
+      {"version = 1\n", "intra.alpha = 1e-6\n", "keys missing"},
+      {"version = 1\ninter.gamma = -1\n", good_tail, "negative"},
+      {"version = 1\n", "intra.alpha = 1e-6x\n", "trailing junk"},
+      {"version = 1\n", "intra.alpha = nan\n", "nan"},
+      {"version = 1\nthis line has no equals sign\n", good_tail, "no '='"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    snprintf(text, sizeof text, "%s%s", bad[i].head, bad[i].tail);
+    char *path = tmpfile_with(text);
+    HREQUIRE(path, "temporary file");
+    hring_model_params_t q = params(), before = q;
+    hring_result_t r = hring__model_load(path, &q);
+    HCHECK(r == HRING_ERR_INVALID_ARGUMENT, "%s: accepted (%d)", bad[i].why, (int)r);
+    HCHECK(strstr(hring_last_error(), path) != NULL, "%s: message does not name the file: %s",
+           bad[i].why, hring_last_error());
+    HCHECK(memcmp(&q, &before, sizeof q) == 0, "%s: a refused file changed the parameters",
+           bad[i].why);
+    unlink(path);
+  }
+  hring_model_params_t q = params();
+  HCHECK(hring__model_load("/nonexistent/hring-model.txt", &q) == HRING_ERR_INVALID_ARGUMENT,
+         "missing file accepted");
+  /* And a good one, with comments and blank lines, is accepted. */
+  snprintf(text, sizeof text, "# comment\n\nversion = 1\n%s", good_tail);
+  char *path = tmpfile_with(text);
+  HCHECK(path && hring__model_load(path, &q) == HRING_SUCCESS && q.inter.beta == 1e-9,
+         "good file refused: %s", hring_last_error());
+  if (path) unlink(path);
+}
+
+/* Calibration on 4 live ranks as 2 emulated nodes (tcp between them): every
+ * rank gets the same, plausible figures for both levels, quickly, and the
+ * communicator stays usable. */
+static void calib_body(hring_comm_t comm, int rank, int n, void *arg) {
+  (void)arg;
+  hring_model_params_t p;
+  memset(&p, 0, sizeof p);
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  hring_result_t r = hring__model_calibrate(comm, &p);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  HREQUIRE(r == HRING_SUCCESS, "rank %d: calibrate: %s", rank, hring_last_error());
+  double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+  HCHECK(secs < 3.0, "rank %d: calibration took %.2f s", rank, secs);
+  const hring_model_level_t *lv[2] = {&p.intra, &p.inter};
+  for (int i = 0; i < 2; i++) {
+    /* Bounds: a message step between 10 ns and 10 ms, a wire faster than
+     * 1 MB/s and slower than 1 TB/s, a reduction in the same range. */
+    HCHECK(lv[i]->alpha > 1e-8 && lv[i]->alpha < 1e-2, "rank %d level %d alpha %g", rank, i,
+           lv[i]->alpha);
+    HCHECK(lv[i]->beta > 1e-12 && lv[i]->beta < 1e-6, "rank %d level %d beta %g", rank, i,
+           lv[i]->beta);
+    HCHECK(lv[i]->gamma > 1e-12 && lv[i]->gamma < 1e-6, "rank %d level %d gamma %g", rank, i,
+           lv[i]->gamma);
+  }
+  /* Everyone holds rank 0's figures. */
+  double mine[6] = {p.intra.alpha, p.intra.beta, p.intra.gamma,
+                    p.inter.alpha, p.inter.beta, p.inter.gamma};
+  double mx[6], mn[6];
+  HREQUIRE(hring_allreduce(mine, mx, 6, HRING_FLOAT64, HRING_MAX, comm, NULL) == HRING_SUCCESS &&
+               hring_allreduce(mine, mn, 6, HRING_FLOAT64, HRING_MIN, comm, NULL) == HRING_SUCCESS,
+           "rank %d: allreduce after calibration: %s", rank, hring_last_error());
+  HCHECK(memcmp(mx, mn, sizeof mx) == 0, "rank %d: ranks disagree on the parameters", rank);
+  (void)n;
+}
+
+HTEST(model_calibrate_live, 60) {
+  setenv("MP_NODES", "2", 1);
+  HCHECK(mp_run(4, calib_body, NULL) == 0, "ranks failed");
+}
+
+/* hring-tune end to end: under hring-run it writes a file that loads, with
+ * measured intra-node figures (not the built-in ones it starts from). */
+HTEST(model_tune_tool_writes_loadable_file, 60) {
+  char file[64], cmd[512];
+  snprintf(file, sizeof file, "/tmp/hring-model-tune-%d.txt", (int)getpid());
+  snprintf(cmd, sizeof cmd, "%s/hring-run -n 2 %s/hring-tune -q -o %s", mp_bindir(), mp_bindir(),
+           file);
+  int rc = system(cmd);
+  HREQUIRE(rc == 0, "'%s' exited with %d", cmd, rc);
+  hring_model_params_t p = params(), q = params();
+  HREQUIRE(hring__model_load(file, &q) == HRING_SUCCESS, "load: %s", hring_last_error());
+  unlink(file);
+  HCHECK(q.intra.alpha != p.intra.alpha && q.intra.beta != p.intra.beta,
+         "intra figures are the built-in ones: not measured");
+  HCHECK(q.inter.alpha == p.inter.alpha && q.inter.beta == p.inter.beta,
+         "one node: inter figures should stay built-in");
+}
