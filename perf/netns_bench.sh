@@ -65,20 +65,5 @@ for rep in $(seq 1 "$REPS"); do
 done
 
 # Summary: busbw (column 8, out of place) per algorithm and size.
-python3 - "$OUT" "$BIN" "$HOSTS" "$K" "$RATE" $ALGOS > "$OUT/summary.md" <<'PY'
-import glob, statistics, sys, time
-out, binname, hosts, k, rate, algos = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6:]
-rows = {}
-for a in algos:
-    for f in sorted(glob.glob(f"{out}/{a}.*.txt")):
-        for line in open(f):
-            w = line.split()
-            if len(w) > 8 and w[0].isdigit():
-                rows.setdefault((int(w[0]), a), []).append(float(w[7]))
-print(f"# {binname} on {hosts} emulated hosts x {k} ranks, links {rate}, {time.strftime('%Y-%m-%d')}\n")
-print("| size (B) | algorithm | runs | busbw min (GB/s) | busbw median (GB/s) |")
-print("|---|---|---|---|---|")
-for (size, a), v in sorted(rows.items()):
-    print(f"| {size} | {a} | {len(v)} | {min(v):.4f} | {statistics.median(v):.4f} |")
-PY
+python3 perf/summarize_busbw.py "$OUT" "$BIN on $HOSTS emulated hosts x $K ranks, links ${RATE:-unlimited}" $ALGOS > "$OUT/summary.md"
 cat "$OUT/summary.md"

@@ -75,6 +75,13 @@ hring_result_t hring__allreduce_exchange2(struct hring_comm *comm, const hring_c
 hring_result_t hring__allreduce_direct(struct hring_comm *comm, const hring_coll_args_t *a,
                                        size_t chunk_bytes);
 
+/* Receives one message of `bytes` from every other rank, reduces them and
+ * this rank's own `mine` in rank order into a->recvbuf (a->count elements;
+ * AVG divided once), releases the slots and flushes: the second half of
+ * allpairs and of the pairwise reduce_scatter (allpairs.c). */
+hring_result_t hring__reduce_in_rank_order(hring_engine_t *e, const void *mine, size_t bytes,
+                                           const hring_coll_args_t *a);
+
 /* Latency algorithms (latency.h) and the hierarchical ring (hier.h). */
 hring_result_t hring__allreduce_rdouble(struct hring_comm *comm, const hring_coll_args_t *a);
 hring_result_t hring__allreduce_rabenseifner(struct hring_comm *comm, const hring_coll_args_t *a,

@@ -28,7 +28,6 @@ hring_result_t hring__allreduce_allpairs(struct hring_comm *comm, const hring_co
   /* Every peer's vector, held in its receive slot until the reduction is
    * done; the local one comes from the send buffer, or from a copy when the
    * result overwrites it in place before its turn. */
-  const void *vec[HRING_ENGINE_MAX_ACTIVE + 1];
   char local_copy[4096] __attribute__((aligned(64)));
   const void *mine = a->sendbuf;
   if (a->sendbuf == a->recvbuf && r >= 2) {
@@ -36,23 +35,7 @@ hring_result_t hring__allreduce_allpairs(struct hring_comm *comm, const hring_co
     memcpy(local_copy, a->sendbuf, bytes);
     mine = local_copy;
   }
-  for (int p = 0; p < n; p++) {
-    if (p == r) {
-      vec[p] = mine;
-      continue;
-    }
-    void *rbuf;
-    HRING_CHECK(hring__engine_recv_get(&e, comm->conns[p], &rbuf, bytes));
-    vec[p] = rbuf;
-  }
-  const int div = a->op == HRING_AVG ? n : 1;
-  hring__reduce(a->recvbuf, NULL, vec[0], vec[1], a->count, a->type, a->op, n == 2 ? div : 1, 0);
-  for (int p = 2; p < n; p++)
-    hring__reduce(a->recvbuf, NULL, a->recvbuf, vec[p], a->count, a->type, a->op,
-                  p == n - 1 ? div : 1, 0);
-  for (int p = 0; p < n; p++)
-    if (p != r) HRING_CHECK(hring__recv_release(comm->conns[p]));
-  return hring__engine_flush(&e);
+  return hring__reduce_in_rank_order(&e, mine, bytes, a);
 }
 
 /*
@@ -103,4 +86,28 @@ hring_result_t hring__allreduce_exchange2(struct hring_comm *comm, const hring_c
     HRING_CHECK(hring__recv_release(c));
   }
   return hring__engine_flush(&e);
+}
+
+hring_result_t hring__reduce_in_rank_order(hring_engine_t *e, const void *mine, size_t bytes,
+                                           const hring_coll_args_t *a) {
+  struct hring_comm *comm = e->comm;
+  const int n = comm->nranks, r = comm->rank;
+  const void *vec[HRING_ENGINE_MAX_ACTIVE + 1];
+  for (int p = 0; p < n; p++) {
+    if (p == r) {
+      vec[p] = mine;
+      continue;
+    }
+    void *rbuf;
+    HRING_CHECK(hring__engine_recv_get(e, comm->conns[p], &rbuf, bytes));
+    vec[p] = rbuf;
+  }
+  const int div = a->op == HRING_AVG ? n : 1;
+  hring__reduce(a->recvbuf, NULL, vec[0], vec[1], a->count, a->type, a->op, n == 2 ? div : 1, 0);
+  for (int p = 2; p < n; p++)
+    hring__reduce(a->recvbuf, NULL, a->recvbuf, vec[p], a->count, a->type, a->op,
+                  p == n - 1 ? div : 1, 0);
+  for (int p = 0; p < n; p++)
+    if (p != r) HRING_CHECK(hring__recv_release(comm->conns[p]));
+  return hring__engine_flush(e);
 }

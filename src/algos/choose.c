@@ -23,7 +23,6 @@
 #include "transport/transport.h"
 
 #define ALLPAIRS_MAX_BYTES 4096 /* allpairs.c keeps a local copy this large */
-#define DIRECT_MAX_BYTES (256 * 1024)
 #define CACHE_SLOTS 64 /* 2^6: the hash keeps the top 6 bits */
 
 struct hring_choice {
@@ -68,11 +67,12 @@ static int one_node_rule(const struct hring_comm *comm, size_t bytes) {
   if (comm->nranks == 2 && comm->conns[1 - comm->rank]->ops == &hring__tcp_ops)
     return HRING_ALGO_EXCHANGE;
   /* Ranks outnumbering cores: every ring step waits for one neighbour to be
-   * scheduled, while the direct exchange has 2 steps whatever the size.
-   * Direct wins up to a few hundred KiB with 4 and 8 ranks on 2 cores;
-   * beyond, its n(n-1) FIFOs no longer stay in cache. */
-  if (comm->oversub_any && comm->nranks <= HRING_ENGINE_MAX_ACTIVE && bytes <= DIRECT_MAX_BYTES)
-    return HRING_ALGO_DIRECT;
+   * scheduled.  The pipelined tree has 2 log2(n) dependent steps and lets
+   * a rank do all its ready work whenever it runs: with 4 and 8 ranks on 2
+   * cores it was the fastest forced algorithm from 32 KiB to 2 MiB, up to
+   * 2.2 times the direct exchange that this rule chose before, and within
+   * noise of the best at 16 MiB (docs/performance.md, 2026-11-27 sweep). */
+  if (comm->oversub_any) return HRING_ALGO_TREE;
   return HRING_ALGO_RING;
 }
 

@@ -61,28 +61,11 @@ hring_result_t hring__reduce_scatter_pairwise(struct hring_comm *comm,
   /* Every contribution stays in its receive slot until the reduction is
    * done.  The own one is read from the input, or from a copy when the
    * output overwrites it (in place) before its turn in the order. */
-  const void *vec[HRING_ENGINE_MAX_ACTIVE + 1];
   char own[HRING_PAIRWISE_MAX_PART] __attribute__((aligned(64)));
   const char *mine = in + (size_t)r * part;
   if ((const void *)mine == a->recvbuf && r >= 2) {
     memcpy(own, mine, part);
     mine = own;
   }
-  for (int p = 0; p < n; p++) {
-    if (p == r) {
-      vec[p] = mine;
-      continue;
-    }
-    void *rbuf;
-    HRING_CHECK(hring__engine_recv_get(&e, comm->conns[p], &rbuf, part));
-    vec[p] = rbuf;
-  }
-  const int div = a->op == HRING_AVG ? n : 1;
-  hring__reduce(a->recvbuf, NULL, vec[0], vec[1], a->count, a->type, a->op, n == 2 ? div : 1, 0);
-  for (int p = 2; p < n; p++)
-    hring__reduce(a->recvbuf, NULL, a->recvbuf, vec[p], a->count, a->type, a->op,
-                  p == n - 1 ? div : 1, 0);
-  for (int p = 0; p < n; p++)
-    if (p != r) HRING_CHECK(hring__recv_release(comm->conns[p]));
-  return hring__engine_flush(&e);
+  return hring__reduce_in_rank_order(&e, mine, part, a);
 }

@@ -19,6 +19,7 @@
 #include "algos/reduce.h"
 #include "core/config.h"
 #include "core/cuda.h"
+#include "core/pmix.h"
 #include "core/socket.h"
 #include "core/topo.h"
 #include "hring.h"
@@ -42,16 +43,12 @@ static void features(void) {
   char name[256];
   for (int d = 0; cu && cu->device_name(d, name, sizeof name) == 0; d++)
     printf("    device %d             : %s\n", d, name);
-  /* Found at build time means the headers were there; the support itself is
-   * not part of this version yet. */
-  static const struct {
-    const char *name;
-    int found;
-  } opt[] = {{"verbs (RDMA)", HRING_FOUND_VERBS},
-             {"PMIx", HRING_FOUND_PMIX}};
-  for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++)
-    printf("  %-23s: not supported yet (headers %s at build time)\n", opt[i].name,
-           opt[i].found ? "found" : "not found");
+  /* verbs: found at build time means the headers were there; the
+   * transport itself is not part of this version yet. */
+  printf("  %-23s: not supported yet (headers %s at build time)\n", "verbs (RDMA)",
+         HRING_FOUND_VERBS ? "found" : "not found");
+  const char *pmix = hring__pmix_status();
+  printf("  %-23s: %s\n", "PMIx", strncmp(pmix, "PMIx: ", 6) == 0 ? pmix + 6 : pmix);
   printf("  %-23s: headers %s at build time; loaded at run time when present\n", "hwloc",
          HRING_FOUND_HWLOC ? "found" : "not found");
 }

@@ -1,0 +1,162 @@
+/*
+ * test_choose.c - the per-call choice of the allreduce algorithm
+ * (src/algos/choose.c): across nodes it is the algorithm the cost model
+ * predicts fastest for the communicator's layout, with the parameters of
+ * HRING_MODEL_FILE when set; the choice follows the parameters; results
+ * stay right whatever is chosen; a bad parameter file fails the init with
+ * a message naming it.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "algos/algo.h"
+#include "algos/choose.h"
+#include "algos/model.h"
+#include "core/comm.h"
+#include "mp.h"
+
+static const size_t sizes[] = {8, 512, 8192, 65536, 1 << 20, 16 << 20};
+#define NSIZES (sizeof sizes / sizeof sizes[0])
+
+/* Writes a parameter file: an inter-node level `slow` times slower in
+ * latency than the node's, and bandwidth as given. */
+static void write_model(const char *path, double inter_alpha, double inter_beta) {
+  hring_model_params_t p;
+  hring__model_defaults(&p);
+  p.inter.alpha = inter_alpha;
+  p.inter.beta = inter_beta;
+  HREQUIRE(hring__model_save(path, &p, "test_choose") == HRING_SUCCESS, "save %s: %s", path,
+           hring_last_error());
+}
+
+typedef struct {
+  int chosen[NSIZES];
+} picks_t;
+
+/* The fastest applicable prediction, computed here from the definitions
+ * (not through hring__model_choose), with the chooser's own restrictions. */
+static int argmin_predicted(const hring_model_params_t *p, hring_model_shape_t s,
+                            struct hring_comm *c, size_t bytes) {
+  s.chunk = hring__ring_chunk(c, bytes);
+  int best = -1;
+  double bt = INFINITY;
+  for (int a = HRING_ALGO_RING; a < HRING_ALGO_COUNT; a++) {
+    if (!hring__model_applicable(&s, a, bytes)) continue;
+    if (a == HRING_ALGO_ALLPAIRS && bytes > c->min_slot) continue;
+    double t = hring__model_predict(p, &s, a, bytes);
+    if (t < bt) bt = t, best = a;
+  }
+  return best;
+}
+
+static void follow_body(hring_comm_t comm, int rank, int n, void *arg) {
+  picks_t *out = arg;
+  (void)n;
+  hring_model_params_t p;
+  HREQUIRE(hring__model_load(getenv("HRING_MODEL_FILE"), &p) == HRING_SUCCESS, "load: %s",
+           hring_last_error());
+  hring_model_shape_t s;
+  hring__model_shape_of(comm, &s);
+  HCHECK(comm->nnodes == 2, "rank %d: %d nodes, expected 2", rank, comm->nnodes);
+  for (size_t i = 0; i < NSIZES; i++) {
+    int got = hring__choose(comm, sizes[i]);
+    int want = argmin_predicted(&p, s, comm, sizes[i]);
+    HCHECK(got == want, "rank %d, %zu bytes: chose %s, the model predicts %s fastest", rank,
+           sizes[i], hring__algo_names[got], hring__algo_names[want]);
+    if (rank == 0) out->chosen[i] = got;
+    /* and the chosen algorithm's result is right */
+    size_t count = sizes[i] / sizeof(float);
+    float *x = malloc(sizes[i]);
+    HREQUIRE(x, "malloc");
+    for (size_t k = 0; k < count; k++) x[k] = (float)(rank + 1);
+    hring_result_t r = hring_allreduce(x, x, count, HRING_FLOAT32, HRING_SUM, comm, NULL);
+    HCHECK(r == HRING_SUCCESS, "rank %d: allreduce %zu bytes: %s", rank, sizes[i],
+           hring_last_error());
+    for (size_t k = 0; k < count && r == HRING_SUCCESS; k++)
+      if (x[k] != 10.0f) {
+        HCHECK(0, "rank %d, %zu bytes by %s: x[%zu] = %g, expected 10", rank, sizes[i],
+               hring__algo_names[got], k, x[k]);
+        break;
+      }
+    free(x);
+  }
+  /* Rank 0 reports its picks through a file: the ranks are processes. */
+  if (rank == 0) {
+    FILE *f = fopen(getenv("TEST_CHOOSE_OUT"), "w");
+    HREQUIRE(f, "open the picks file");
+    for (size_t i = 0; i < NSIZES; i++) fprintf(f, "%d\n", out->chosen[i]);
+    fclose(f);
+  }
+}
+
+static void run_follow(const char *model, picks_t *picks) {
+  char out[] = "/tmp/hring-choose-XXXXXX";
+  int fd = mkstemp(out);
+  HREQUIRE(fd >= 0, "mkstemp");
+  close(fd);
+  setenv("HRING_MODEL_FILE", model, 1);
+  setenv("TEST_CHOOSE_OUT", out, 1);
+  setenv("MP_NODE_MAP", "0,0,1,1", 1);
+  unsetenv("HRING_ALGO");
+  HCHECK(mp_run(4, follow_body, picks) == 0, "a rank failed (model %s)", model);
+  FILE *f = fopen(out, "r");
+  HREQUIRE(f, "read the picks file");
+  for (size_t i = 0; i < NSIZES; i++)
+    HREQUIRE(fscanf(f, "%d", &picks->chosen[i]) == 1, "picks file too short");
+  fclose(f);
+  unlink(out);
+  unsetenv("MP_NODE_MAP");
+  unsetenv("HRING_MODEL_FILE");
+}
+
+/* Two sets of parameters, 4 ranks as 2 nodes of 2: every rank's choice is
+ * the model's argmin, and a network 1000 times slower in latency changes
+ * the choice for some size (the choice reads the file, not a table). */
+HTEST(choose_follows_model_across_nodes, 90) {
+  char fast[] = "/tmp/hring-model-fast-XXXXXX", slow[] = "/tmp/hring-model-slow-XXXXXX";
+  int f1 = mkstemp(fast), f2 = mkstemp(slow);
+  HREQUIRE(f1 >= 0 && f2 >= 0, "mkstemp");
+  close(f1), close(f2);
+  write_model(fast, 1e-7, 1e-11);
+  write_model(slow, 1e-4, 1e-8);
+  picks_t a = {{0}}, b = {{0}};
+  run_follow(fast, &a);
+  run_follow(slow, &b);
+  int differ = 0;
+  for (size_t i = 0; i < NSIZES; i++) {
+    printf("  %8zu bytes: fast network %s, slow network %s\n", sizes[i],
+           hring__algo_names[a.chosen[i]], hring__algo_names[b.chosen[i]]);
+    differ |= a.chosen[i] != b.chosen[i];
+  }
+  HCHECK(differ, "the same algorithm for every size under both parameter files");
+  unlink(fast), unlink(slow);
+}
+
+static void never_runs(hring_comm_t comm, int rank, int n, void *arg) {
+  (void)comm, (void)rank, (void)n, (void)arg;
+}
+
+/* A parameter file that is not one fails every rank's init, naming it. */
+HTEST(choose_bad_model_file, 30) {
+  char bad[] = "/tmp/hring-model-bad-XXXXXX";
+  int fd = mkstemp(bad);
+  HREQUIRE(fd >= 0, "mkstemp");
+  HREQUIRE(write(fd, "version = 1\nintra.alpha = fast\n", 31) == 31, "write");
+  close(fd);
+  setenv("HRING_MODEL_FILE", bad, 1);
+  HCHECK(mp_run(2, never_runs, NULL) == 2, "the ranks did not both fail their init");
+  /* and in this process, the message */
+  hring_unique_id_t id;
+  hring_comm_t c;
+  HREQUIRE(hring_get_unique_id(&id) == HRING_SUCCESS, "id");
+  hring_result_t r = hring_comm_init_rank(&c, 1, id, 0);
+  HCHECK(r == HRING_ERR_INVALID_ARGUMENT, "init with a bad model file: %s", hring_strerror(r));
+  HCHECK(strstr(hring_last_error(), bad) != NULL, "the error does not name the file: %s",
+         hring_last_error());
+  if (r == HRING_SUCCESS) hring_comm_destroy(c);
+  unsetenv("HRING_MODEL_FILE");
+  unlink(bad);
+}
