@@ -5,9 +5,9 @@
  *
  * Arguments are checked when the call is made, inside a group too, so a bad
  * argument is reported by the call that has it and never reaches the peers.
- * ncclAllReduce is queued by groups (nccl_group.c); the other collectives
- * run at the call and are refused inside a group, whose queue only knows
- * allreduce so far (docs/nccl-shim.md).
+ * Inside ncclGroupStart/ncclGroupEnd every collective is queued and runs at
+ * ncclGroupEnd, in issue order per communicator (nccl_group.c); outside a
+ * group it runs at the call.
  */
 #include <stdint.h>
 
@@ -74,24 +74,17 @@ static ncclResult_t null_buffer(const char *call, const char *which, size_t coun
                          count);
 }
 
-/* The collectives that run at the call: not inside a group (see the top),
- * and only on a communicator whose init has run. */
-static ncclResult_t ready_now(const char *call, ncclComm_t comm) {
-  if (hring__nccl_group_depth() > 0)
+/* Runs a validated collective now, or queues it in the open group.  A
+ * communicator whose init is still queued is usable only in the group that
+ * will run that init, where the collective is queued behind it. */
+static ncclResult_t submit(hring__nccl_op_t *q) {
+  if (atomic_load(&q->comm->state) == HRING__NCCL_PENDING &&
+      !(hring__nccl_group_depth() > 0 && hring__nccl_group_holds(q->comm)))
     return hring__nccl_err(ncclInvalidUsage,
-                           "%s inside ncclGroupStart/ncclGroupEnd is not supported by hring's "
-                           "NCCL shim yet (groups queue ncclAllReduce only); call it outside "
-                           "the group",
-                           call);
-  if (atomic_load(&comm->state) != HRING__NCCL_READY)
-    return hring__nccl_err(ncclInvalidUsage,
-                           "%s: comm %p is not initialized (its init waits for ncclGroupEnd)",
-                           call, (void *)comm);
-  return ncclSuccess;
-}
-
-static ncclResult_t result_of(hring_result_t r, const char *call) {
-  return r == HRING_SUCCESS ? ncclSuccess : hring__nccl_err_hring(r, call);
+                           "%s: comm %p is not initialized yet (its init waits for ncclGroupEnd)",
+                           hring__nccl_op_name(q->kind), (void *)q->comm);
+  if (hring__nccl_group_depth() > 0) return hring__nccl_group_enqueue(q);
+  return hring__nccl_op_run(q);
 }
 
 HRING__NCCL_API ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,
@@ -104,25 +97,10 @@ HRING__NCCL_API ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff,
   if (r != ncclSuccess) return r;
   if (count > 0 && (sendbuff == NULL || recvbuff == NULL))
     return null_buffer(call, sendbuff == NULL ? "sendbuff" : "recvbuff", count);
-  /* A pending comm is usable only in the group that will run its init, where
-   * the allreduce is queued behind it. */
-  if (atomic_load(&comm->state) == HRING__NCCL_PENDING &&
-      !(hring__nccl_group_depth() > 0 && hring__nccl_group_holds(comm)))
-    return hring__nccl_err(ncclInvalidUsage,
-                           "%s: comm %p is not initialized yet (its init waits for ncclGroupEnd)",
-                           call, (void *)comm);
-  hring__nccl_op_t qop = {
-      .kind = HRING__NCCL_OP_ALLREDUCE,
-      .comm = comm,
-      .sendbuf = sendbuff,
-      .recvbuf = recvbuff,
-      .count = count,
-      .type = type,
-      .op = op,
-      .stream = (void *)stream,
-  };
-  if (hring__nccl_group_depth() > 0) return hring__nccl_group_enqueue(&qop);
-  return hring__nccl_op_run(&qop);
+  hring__nccl_op_t q = {.kind = HRING__NCCL_OP_ALLREDUCE, .comm = comm, .sendbuf = sendbuff,
+                       .recvbuf = recvbuff, .count = count, .type = type, .op = op,
+                       .stream = (void *)stream};
+  return submit(&q);
 }
 
 HRING__NCCL_API ncclResult_t ncclReduceScatter(const void *sendbuff, void *recvbuff,
@@ -136,10 +114,10 @@ HRING__NCCL_API ncclResult_t ncclReduceScatter(const void *sendbuff, void *recvb
   if (r != ncclSuccess) return r;
   if (recvcount > 0 && (sendbuff == NULL || recvbuff == NULL))
     return null_buffer(call, sendbuff == NULL ? "sendbuff" : "recvbuff", recvcount);
-  if ((r = ready_now(call, comm)) != ncclSuccess) return r;
-  return result_of(hring_reduce_scatter(sendbuff, recvbuff, recvcount, type, op, comm->hcomm,
-                                        (void *)stream),
-                   call);
+  hring__nccl_op_t q = {.kind = HRING__NCCL_OP_REDUCE_SCATTER, .comm = comm,
+                       .sendbuf = sendbuff, .recvbuf = recvbuff, .count = recvcount,
+                       .type = type, .op = op, .stream = (void *)stream};
+  return submit(&q);
 }
 
 HRING__NCCL_API ncclResult_t ncclAllGather(const void *sendbuff, void *recvbuff,
@@ -152,10 +130,10 @@ HRING__NCCL_API ncclResult_t ncclAllGather(const void *sendbuff, void *recvbuff,
   if (r != ncclSuccess) return r;
   if (sendcount > 0 && (sendbuff == NULL || recvbuff == NULL))
     return null_buffer(call, sendbuff == NULL ? "sendbuff" : "recvbuff", sendcount);
-  if ((r = ready_now(call, comm)) != ncclSuccess) return r;
-  return result_of(hring_allgather(sendbuff, recvbuff, sendcount, type, comm->hcomm,
-                                   (void *)stream),
-                   call);
+  hring__nccl_op_t q = {.kind = HRING__NCCL_OP_ALLGATHER, .comm = comm, .sendbuf = sendbuff,
+                       .recvbuf = recvbuff, .count = sendcount, .type = type,
+                       .stream = (void *)stream};
+  return submit(&q);
 }
 
 /* ncclBroadcast and ncclBcast: sendbuff is read on root only. */
@@ -169,9 +147,10 @@ static ncclResult_t broadcast(const char *call, const void *sendbuff, void *recv
   if (count > 0 && recvbuff == NULL) return null_buffer(call, "recvbuff", count);
   if (count > 0 && sendbuff == NULL && comm->rank == root)
     return null_buffer(call, "sendbuff (on root)", count);
-  if ((r = ready_now(call, comm)) != ncclSuccess) return r;
-  return result_of(
-      hring_broadcast(sendbuff, recvbuff, count, type, root, comm->hcomm, (void *)stream), call);
+  hring__nccl_op_t q = {.kind = HRING__NCCL_OP_BROADCAST, .comm = comm, .sendbuf = sendbuff,
+                       .recvbuf = recvbuff, .count = count, .type = type, .root = root,
+                       .stream = (void *)stream};
+  return submit(&q);
 }
 
 HRING__NCCL_API ncclResult_t ncclBroadcast(const void *sendbuff, void *recvbuff, size_t count,
@@ -197,9 +176,10 @@ HRING__NCCL_API ncclResult_t ncclReduce(const void *sendbuff, void *recvbuff, si
   if (count > 0 && sendbuff == NULL) return null_buffer(call, "sendbuff", count);
   if (count > 0 && recvbuff == NULL && comm->rank == root)
     return null_buffer(call, "recvbuff (on root)", count);
-  if ((r = ready_now(call, comm)) != ncclSuccess) return r;
-  return result_of(
-      hring_reduce(sendbuff, recvbuff, count, type, op, root, comm->hcomm, (void *)stream), call);
+  hring__nccl_op_t q = {.kind = HRING__NCCL_OP_REDUCE, .comm = comm, .sendbuf = sendbuff,
+                       .recvbuf = recvbuff, .count = count, .type = type, .op = op,
+                       .root = root, .stream = (void *)stream};
+  return submit(&q);
 }
 
 HRING__NCCL_ALIAS(ncclResult_t, ncclAllReduce,

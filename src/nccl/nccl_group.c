@@ -44,6 +44,18 @@ int hring__nccl_group_holds(const struct ncclComm *comm) {
   return 0;
 }
 
+const char *hring__nccl_op_name(hring__nccl_op_kind_t kind) {
+  switch (kind) {
+  case HRING__NCCL_OP_INIT: return "ncclCommInitRank";
+  case HRING__NCCL_OP_ALLREDUCE: return "ncclAllReduce";
+  case HRING__NCCL_OP_REDUCE_SCATTER: return "ncclReduceScatter";
+  case HRING__NCCL_OP_ALLGATHER: return "ncclAllGather";
+  case HRING__NCCL_OP_BROADCAST: return "ncclBroadcast";
+  case HRING__NCCL_OP_REDUCE: return "ncclReduce";
+  }
+  return "?";
+}
+
 ncclResult_t hring__nccl_op_run(const hring__nccl_op_t *op) {
   struct ncclComm *comm = op->comm;
   int state = atomic_load(&comm->state);
@@ -54,14 +66,37 @@ ncclResult_t hring__nccl_op_run(const hring__nccl_op_t *op) {
                              "ncclCommInitRank: comm %p was aborted before its init ran",
                              (void *)comm);
     return hring__nccl_comm_init(comm, &op->id);
-  case HRING__NCCL_OP_ALLREDUCE: {
+  default: {
+    const char *call = hring__nccl_op_name(op->kind);
     if (state != HRING__NCCL_READY)
-      return hring__nccl_err(ncclInvalidUsage, "ncclAllReduce: comm %p is not usable (%s)",
+      return hring__nccl_err(ncclInvalidUsage, "%s: comm %p is not usable (%s)", call,
                              (void *)comm,
                              state == HRING__NCCL_ABORTED ? "aborted" : "its init failed");
-    hring_result_t r = hring_allreduce(op->sendbuf, op->recvbuf, op->count, op->type, op->op,
-                                       comm->hcomm, op->stream);
-    return r == HRING_SUCCESS ? ncclSuccess : hring__nccl_err_hring(r, "ncclAllReduce");
+    hring_result_t r = HRING_ERR_INTERNAL;
+    hring_comm_t h = comm->hcomm;
+    switch (op->kind) {
+    case HRING__NCCL_OP_ALLREDUCE:
+      r = hring_allreduce(op->sendbuf, op->recvbuf, op->count, op->type, op->op, h, op->stream);
+      break;
+    case HRING__NCCL_OP_REDUCE_SCATTER:
+      r = hring_reduce_scatter(op->sendbuf, op->recvbuf, op->count, op->type, op->op, h,
+                               op->stream);
+      break;
+    case HRING__NCCL_OP_ALLGATHER:
+      r = hring_allgather(op->sendbuf, op->recvbuf, op->count, op->type, h, op->stream);
+      break;
+    case HRING__NCCL_OP_BROADCAST:
+      r = hring_broadcast(op->sendbuf, op->recvbuf, op->count, op->type, op->root, h, op->stream);
+      break;
+    case HRING__NCCL_OP_REDUCE:
+      r = hring_reduce(op->sendbuf, op->recvbuf, op->count, op->type, op->op, op->root, h,
+                       op->stream);
+      break;
+    default:
+      return hring__nccl_err(ncclInternalError, "ncclGroupEnd: unknown queued operation %d",
+                             (int)op->kind);
+    }
+    return r == HRING_SUCCESS ? ncclSuccess : hring__nccl_err_hring(r, call);
   }
   }
   return hring__nccl_err(ncclInternalError, "ncclGroupEnd: unknown queued operation %d",

@@ -87,18 +87,25 @@ ncclResult_t hring__nccl_comm_init(struct ncclComm *comm, const ncclUniqueId *id
 
 typedef enum {
   HRING__NCCL_OP_INIT,      /* ncclCommInitRank* called inside a group */
-  HRING__NCCL_OP_ALLREDUCE, /* a validated ncclAllReduce */
+  HRING__NCCL_OP_ALLREDUCE, /* validated collectives, run at the call or at ncclGroupEnd */
+  HRING__NCCL_OP_REDUCE_SCATTER,
+  HRING__NCCL_OP_ALLGATHER,
+  HRING__NCCL_OP_BROADCAST,
+  HRING__NCCL_OP_REDUCE,
 } hring__nccl_op_kind_t;
 
 typedef struct {
   hring__nccl_op_kind_t kind;
   struct ncclComm *comm;
-  /* HRING__NCCL_OP_ALLREDUCE */
+  /* the collectives: count is the call's own count argument (recvcount
+   * of reduce_scatter, sendcount of allgather); root for broadcast and
+   * reduce */
   const void *sendbuf;
   void *recvbuf;
   size_t count;
   hring_datatype_t type;
   hring_redop_t op;
+  int root;
   void *stream;           /* cudaStream_t; device buffers are enqueued on it */
   /* HRING__NCCL_OP_INIT */
   ncclUniqueId id;
@@ -115,6 +122,8 @@ int hring__nccl_group_holds(const struct ncclComm *comm);
 
 /* Runs one operation in the calling thread. */
 ncclResult_t hring__nccl_op_run(const hring__nccl_op_t *op);
+/* The NCCL call an operation kind comes from, for messages. */
+const char *hring__nccl_op_name(hring__nccl_op_kind_t kind);
 
 /* Runs `ops` in order per communicator: inline when they all use one
  * communicator, else one thread per communicator, all at once, so that ranks
