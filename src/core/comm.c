@@ -119,9 +119,11 @@ static int reg_remove_idle(struct hring_comm *c, int *gone) {
 
 void hring__comm_fail(struct hring_comm *comm, hring_result_t code) {
   int expect = 0;
-  /* A peer's failure notice may come from a rank that saw a death first:
-   * name the dead rank when there is one (its error becomes the last). */
-  if (code == HRING_ERR_REMOTE && comm->ready) (void)hring__transports_find_death(comm);
+  /* A peer's failure notice may come from a rank that saw a death first,
+   * and a closed connection from a rank that failed first: name the dead
+   * rank, else the failed one, when there is one (its error becomes the
+   * last). */
+  if (code == HRING_ERR_REMOTE && comm->ready) (void)hring__transports_find_cause(comm);
   if (atomic_compare_exchange_strong(&comm->failing, &expect, 1)) {
     snprintf(comm->async_msg, sizeof comm->async_msg, "%s", hring_last_error());
     atomic_store(&comm->async_error, code);

@@ -308,17 +308,12 @@ static hring_result_t peer_failed(hring_conn_t *c, const shm_fifo_t *rx) {
 }
 
 /* A process that exited but was not reaped yet still answers kill(pid, 0). */
-static int process_dead(pid_t pid) {
-  if (kill(pid, 0) != 0 && errno == ESRCH) return 1;
-  char path[64], buf[256];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  FILE *f = fopen(path, "r");
-  if (!f) return 0;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  const char *close_paren = strrchr(buf, ')');
-  return close_paren && (close_paren[2] == 'Z' || close_paren[2] == 'X');
+/* The peer's process is gone, and it did not leave first: the state is
+ * read again after the process is found dead, since a peer that destroyed
+ * its communicator and exited in between did leave. */
+static int died_without_leaving(shm_conn_t *sc) {
+  if (!hring__process_dead(sc->pid)) return 0;
+  return atomic_load_explicit(&sc->rx->state, memory_order_acquire) != HRING_PEER_LEFT;
 }
 
 static hring_result_t shm_progress(hring_conn_t *c) {
@@ -328,19 +323,20 @@ static hring_result_t shm_progress(hring_conn_t *c) {
   sc->last_check_ns = now;
   int st = atomic_load_explicit(&sc->rx->state, memory_order_acquire);
   if (st == HRING_PEER_FAILED) return peer_failed(c, sc->rx);
-  if (st != HRING_PEER_LEFT && process_dead(sc->pid))
+  if (st != HRING_PEER_LEFT && died_without_leaving(sc))
     return hring__err(HRING_ERR_REMOTE, "rank %d (pid %d on %s) died", c->peer, (int)sc->pid,
                       c->comm->peers[c->peer].host);
   return HRING_SUCCESS;
 }
 
 /* A notice first; then a peer that died without leaving. */
-static hring_result_t shm_health(hring_conn_t *c, int deaths_only) {
+static hring_result_t shm_health(hring_conn_t *c, int level) {
   shm_conn_t *sc = c->priv;
   int st = atomic_load_explicit(&sc->rx->state, memory_order_acquire);
   if (st == HRING_PEER_LEFT) return HRING_SUCCESS;
-  if (st == HRING_PEER_FAILED) return deaths_only ? HRING_SUCCESS : peer_failed(c, sc->rx);
-  if (process_dead(sc->pid))
+  if (st == HRING_PEER_FAILED)
+    return level >= HRING_HEALTH_DEATHS ? HRING_SUCCESS : peer_failed(c, sc->rx);
+  if (died_without_leaving(sc))
     return hring__err(HRING_ERR_REMOTE, "rank %d (pid %d on %s) died", c->peer, (int)sc->pid,
                       c->comm->peers[c->peer].host);
   return HRING_SUCCESS;

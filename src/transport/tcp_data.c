@@ -37,6 +37,8 @@
  * never uses cost no memory.
  */
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -65,6 +67,9 @@
 /* Bytes a read that starts at a frame header takes beyond it (see
  * tcp_read); a page, so a small frame and a few more fit. */
 #define TCP_STAGE 4096
+/* How long a failing rank waits for socket room for its notice: a peer that
+ * reads nothing for this long learns of the failure by the close alone. */
+#define NOTICE_WAIT_MS 100
 
 typedef struct {
   uint32_t len;
@@ -523,13 +528,30 @@ hring_result_t hring__tcp_recv_get(hring_conn_t *c, void **buf, size_t *len) {
   return HRING_SUCCESS;
 }
 
-/* A notice first; then a connection closed by a peer that did not leave
- * (it died, or failed before it could say so). */
-hring_result_t hring__tcp_health(hring_conn_t *c, int deaths_only) {
+/* Whether the peer's process is known to live: only a peer on this node
+ * can be asked (its pid means nothing elsewhere). */
+static int peer_alive_here(const hring_conn_t *c) {
+  const struct hring_comm *comm = c->comm;
+  if (!comm || !comm->node_of || !comm->peers || comm->node_of[c->peer] != comm->node) return 0;
+  pid_t pid = (pid_t)comm->peers[c->peer].pid;
+  return pid > 0 && !hring__process_dead(pid);
+}
+
+/* Deaths first (a closed connection whose process is gone or cannot be
+ * asked, a vanished host); then notices; then a connection closed without
+ * a notice by a process that still lives: a rank that failed because of
+ * another's failure and could not queue its notice (its send slots were
+ * full), whose cause another connection may name. */
+hring_result_t hring__tcp_health(hring_conn_t *c, int level) {
   tcp_conn_t *t = c->priv;
-  if (t->err) return deaths_only && !t->vanished ? HRING_SUCCESS : t->err;
+  if (t->err) {
+    if (t->vanished) return t->err;
+    if (t->peer_state == HRING_PEER_FAILED) return level >= HRING_HEALTH_DEATHS ? HRING_SUCCESS : t->err;
+    return level > HRING_HEALTH_ALL && peer_alive_here(c) ? HRING_SUCCESS : t->err;
+  }
   hring_result_t r = hring__tcp_progress(c);
-  if (t->eof && t->peer_state == HRING_PEER_LIVE) return peer_gone(t);
+  if (t->eof && t->peer_state == HRING_PEER_LIVE)
+    return level > HRING_HEALTH_ALL && peer_alive_here(c) ? HRING_SUCCESS : peer_gone(t);
   if (t->vanished) return r; /* the kernel gave up on the peer during progress */
   /* A vanished host is a death: it sends no notice, so only its silence
    * tells, and it is looked for in the deaths-first pass. */
@@ -537,14 +559,17 @@ hring_result_t hring__tcp_health(hring_conn_t *c, int deaths_only) {
     int ms = hring__sock_silent_ms(t->fd);
     if (ms >= HRING_SOCK_SILENCE_MS) return conn_silent(t, ms);
   }
-  if (deaths_only) return HRING_SUCCESS;
+  if (level >= HRING_HEALTH_DEATHS) return HRING_SUCCESS;
   if (t->peer_state == HRING_PEER_FAILED) return peer_gone(t);
+  if (r != HRING_SUCCESS && level > HRING_HEALTH_ALL && peer_alive_here(c)) return HRING_SUCCESS;
   return r;
 }
 
-/* Best effort, never blocks: a notice frame if a send slot is free (and
- * the socket takes it now); a failing rank then shuts the socket, so a peer
- * that could not read the notice still sees the connection close. */
+/* A notice frame: a leave notice if a send slot is free and the socket takes
+ * it now (never blocks); a failure notice in place of the frames not yet
+ * sent, waiting at most NOTICE_WAIT_MS for socket room.  A failing rank then
+ * shuts the socket, so a peer that could not read the notice still sees
+ * the connection close. */
 void hring__tcp_notify(hring_conn_t *c, int state, hring_result_t code, const char *why) {
   tcp_conn_t *t = c->priv;
   if (!t || t->fd < 0 || t->err) return;
@@ -553,6 +578,11 @@ void hring__tcp_notify(hring_conn_t *c, int state, hring_result_t code, const ch
   if (len > 191) len = 191;
   if (len && !t->sbuf && alloc_send(t) != HRING_SUCCESS) len = 0;
   if (!t->shdr) t->shdr = calloc((size_t)c->nslots, sizeof(*t->shdr));
+  /* A failing rank's queued frames will never be used: the notice takes the
+   * place of those not yet started, so it is never lost to full slots (a
+   * frame already half in the socket is finished first). */
+  if (state == HRING_PEER_FAILED && t->s_posted > t->s_sent)
+    t->s_posted = t->s_sent + (t->s_off > 0 ? 1 : 0);
   if (t->shdr && t->s_posted - t->s_sent < (uint64_t)c->nslots) {
     if (len > c->slot_size) len = c->slot_size;
     if (len) memcpy(slot_of(t, t->sbuf, t->s_posted), why, len);
@@ -566,6 +596,14 @@ void hring__tcp_notify(hring_conn_t *c, int state, hring_result_t code, const ch
     h->w.op = (uint32_t)code;
     t->s_posted++;
     (void)tcp_write(t);
+    /* The notice must reach the kernel before the shutdown below, or the
+     * peer sees only the close: wait for room a little, bounded. */
+    for (int i = 0; state == HRING_PEER_FAILED && i < NOTICE_WAIT_MS && !t->err &&
+                    t->s_sent < t->s_posted;
+         i++) {
+      struct pollfd p = {t->fd, POLLOUT, 0};
+      if (poll(&p, 1, 1) > 0) (void)tcp_write(t);
+    }
   }
   if (state == HRING_PEER_FAILED) shutdown(t->fd, SHUT_WR);
 }

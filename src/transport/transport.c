@@ -8,6 +8,9 @@
  */
 #include "transport/transport.h"
 
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -133,17 +136,20 @@ hring_result_t hring__transports_health(struct hring_comm *comm) {
   if (now - comm->health_ns < 100000000ull) return HRING_SUCCESS;
   comm->health_ns = now;
   /* Deaths first: a rank that saw a peer die reports that rank, not the
-   * failure notice of another rank that saw it first. */
-  for (int pass = 1; pass >= 0; pass--)
+   * failure notice of another rank that saw it first; then notices, which
+   * name the first cause, before connections closed by ranks that failed
+   * because of it. */
+  for (int level = HRING_HEALTH_DEATHS; level >= HRING_HEALTH_ALL; level--)
     for (int p = 0; p < comm->nranks; p++)
-      if (comm->conns[p]) HRING_CHECK(comm->conns[p]->ops->health(comm->conns[p], pass));
+      if (comm->conns[p]) HRING_CHECK(comm->conns[p]->ops->health(comm->conns[p], level));
   return HRING_SUCCESS;
 }
 
-hring_result_t hring__transports_find_death(struct hring_comm *comm) {
+hring_result_t hring__transports_find_cause(struct hring_comm *comm) {
   if (!comm->conns) return HRING_SUCCESS;
-  for (int p = 0; p < comm->nranks; p++)
-    if (comm->conns[p]) HRING_CHECK(comm->conns[p]->ops->health(comm->conns[p], 1));
+  for (int level = HRING_HEALTH_DEATHS; level >= HRING_HEALTH_NOTICES; level--)
+    for (int p = 0; p < comm->nranks; p++)
+      if (comm->conns[p]) HRING_CHECK(comm->conns[p]->ops->health(comm->conns[p], level));
   return HRING_SUCCESS;
 }
 
@@ -152,4 +158,18 @@ void hring__transports_notify(struct hring_comm *comm, int state, hring_result_t
   if (!comm->conns) return;
   for (int p = 0; p < comm->nranks; p++)
     if (comm->conns[p]) comm->conns[p]->ops->notify(comm->conns[p], state, code, why);
+}
+
+int hring__process_dead(pid_t pid) {
+  if (kill(pid, 0) != 0 && errno == ESRCH) return 1;
+  /* A killed process stays a zombie until its parent reaps it. */
+  char path[64], buf[256];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *close_paren = strrchr(buf, ')');
+  return close_paren && (close_paren[2] == 'Z' || close_paren[2] == 'X');
 }

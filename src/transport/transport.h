@@ -37,6 +37,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include "hring.h"
 
 struct hring_comm;
@@ -73,11 +74,14 @@ typedef struct hring_transport_ops {
    * this, so no data waits in a local queue while the caller computes. */
   hring_result_t (*flush)(hring_conn_t *c);
 
-  /* Whether the peer is still in the job: HRING_SUCCESS, or an error when
-   * it died without leaving, or (unless deaths_only) failed and said so.
-   * Called for every connection every ~100 ms while a rank waits, whatever
-   * it waits for. */
-  hring_result_t (*health)(hring_conn_t *c, int deaths_only);
+  /* Whether the peer is still in the job: HRING_SUCCESS, or an error.
+   * level HRING_HEALTH_DEATHS reports only a peer that died (or vanished);
+   * HRING_HEALTH_NOTICES also one that failed and said so; HRING_HEALTH_ALL
+   * anything, including a connection closed without a notice by a peer
+   * whose process still lives.  Called for every connection every ~100 ms
+   * while a rank waits, whatever it waits for, level by level, so that the
+   * first cause is named rather than a consequence. */
+  hring_result_t (*health)(hring_conn_t *c, int level);
   /* Tells the peer this rank leaves (HRING_PEER_LEFT, at destroy) or failed
    * (HRING_PEER_FAILED, with the error code and text); best effort, never
    * blocks. */
@@ -120,6 +124,13 @@ extern const hring_transport_ops_t hring__shm_ops;
 extern const hring_transport_ops_t hring__tcp_ops;
 const hring_transport_ops_t *hring__transport(int index);
 
+/* Whether process pid (on this node) is gone: no such process, or a
+ * zombie not yet reaped. */
+int hring__process_dead(pid_t pid);
+
+/* Levels of the health slot, most certain cause first. */
+enum { HRING_HEALTH_ALL = 0, HRING_HEALTH_NOTICES = 1, HRING_HEALTH_DEATHS = 2 };
+
 /* Stubs for slots a transport does not support. */
 hring_result_t hring__transport_unsupported_reg(struct hring_comm *comm, void *buf,
                                                 size_t len, void **handle);
@@ -132,9 +143,11 @@ void hring__transports_close(struct hring_comm *comm);
 
 /* The health of every peer (transport health), at most every 100 ms. */
 hring_result_t hring__transports_health(struct hring_comm *comm);
-/* Whether some peer died (now, not rate-limited): a failure that surfaced
- * as another rank's notice is then reported as the death that caused it. */
-hring_result_t hring__transports_find_death(struct hring_comm *comm);
+/* The most certain cause of a remote failure (now, not rate-limited): a
+ * peer that died, else a peer's failure notice.  A failure that surfaced as
+ * another rank's notice, or as a connection that a failed rank closed, is
+ * then reported as the death or failure that caused it. */
+hring_result_t hring__transports_find_cause(struct hring_comm *comm);
 /* A notice to every peer (transport notify). */
 void hring__transports_notify(struct hring_comm *comm, int state, hring_result_t code,
                               const char *why);

@@ -21,4 +21,9 @@ void mp_allreduce_matrix(hring_comm_t comm, int rank, int nranks, void *arg);
  * (test_reliability.c); transport NULL: whatever the ranks choose. */
 void mp_run_death(const char *transport, int n);
 
+/* reduce_scatter, allgather, broadcast (every root), reduce (every root)
+ * and barrier over counts 0, 1, odd and large, several types and every op,
+ * in and out of place (test_colls.c). */
+void mp_colls_matrix(hring_comm_t comm, int rank, int nranks, void *arg);
+
 #endif

@@ -18,6 +18,7 @@
 
 #include "core/cuda.h"
 #include "mp.h"
+#include "bodies.h"
 #include "values.h"
 
 #define GUARD 8
@@ -172,7 +173,7 @@ static void barrier_case(ctx_t *c) {
            "late rank entered", c->rank, now_s() - t0);
 }
 
-static void matrix_body(hring_comm_t comm, int rank, int n, void *arg) {
+void mp_colls_matrix(hring_comm_t comm, int rank, int n, void *arg) {
   (void)arg;
   const size_t big = (1u << 16) + 3, counts[] = {0, 1, (size_t)n + 2, 1001};
   ctx_t cx = {comm, rank, n, NULL, NULL, NULL, big * 16 * 8 + 64}, *c = &cx;
@@ -215,7 +216,7 @@ static void matrix_body(hring_comm_t comm, int rank, int n, void *arg) {
 
 static void run_matrix(const char *transport, int n) {
   setenv("HRING_TRANSPORTS", transport, 1);
-  HREQUIRE(mp_run(n, matrix_body, NULL) == 0, "%s, %d ranks: a rank failed", transport, n);
+  HREQUIRE(mp_run(n, mp_colls_matrix, NULL) == 0, "%s, %d ranks: a rank failed", transport, n);
 }
 
 #define COLLS_TEST(tr, n, timeout) \
@@ -250,7 +251,7 @@ HTEST(colls_forced_ring, 30) {
 HTEST(colls_uneven_nodes, 40) {
   unsetenv("HRING_TRANSPORTS");
   setenv("MP_NODE_MAP", "0,0,1", 1);
-  HREQUIRE(mp_run(3, matrix_body, NULL) == 0, "nodes {0, 1} and {2}: a rank failed");
+  HREQUIRE(mp_run(3, mp_colls_matrix, NULL) == 0, "nodes {0, 1} and {2}: a rank failed");
 }
 
 /* Tiny slots: many chunks per call and a full FIFO in every schedule. */

@@ -68,6 +68,15 @@ HTEST(netns_allreduce_4x2, 240) {
   HREQUIRE(failed == 0, "the matrix on 4 hosts x 2 ranks failed");
 }
 
+/* The other collectives across hosts: rings and chains that cross tcp
+ * between namespaces and shm within them. */
+HTEST(netns_colls_4x2, 240) {
+  cluster_up("hrtc", NULL);
+  int failed = mp_run(2 * HOSTS, mp_colls_matrix, NULL);
+  cluster_down();
+  HREQUIRE(failed == 0, "the collectives matrix on 4 hosts x 2 ranks failed");
+}
+
 HTEST(netns_peer_death_4x2, 90) {
   cluster_up("hrtd", NULL);
   mp_run_death(NULL, 2 * HOSTS);
