@@ -44,7 +44,7 @@ static int enter_netns(int index) {
  * allocator).  So the root lives in a child of its own, which passes the id
  * back through a pipe, and the ranks are forked from this single-threaded
  * process. */
-static pid_t start_root(hring_unique_id_t *id) {
+pid_t mp_start_root(hring_unique_id_t *id) {
   int fds[2];
   if (pipe(fds) != 0) return -1;
   fflush(NULL);
@@ -86,7 +86,7 @@ int mp_node_of(int rank) {
 int mp_run(int nranks, mp_body_fn body, void *arg) {
   hring_unique_id_t id;
   hring_result_t r;
-  pid_t root = start_root(&id);
+  pid_t root = mp_start_root(&id);
   if (root < 0) return nranks;
   fflush(NULL);
   pid_t pids[256];

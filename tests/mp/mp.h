@@ -15,10 +15,18 @@
 #ifndef HRING_TEST_MP_H
 #define HRING_TEST_MP_H
 
+#include <sys/types.h>
+
 #include "harness.h"
 #include "hring.h"
 
 typedef void (*mp_body_fn)(hring_comm_t comm, int rank, int nranks, void *arg);
+
+/* A child process that serves the bootstrap root of a new id (written to
+ * *id) until it is killed, so that rank processes forked afterwards hold
+ * no root thread; it joins MP_NETNS's first namespace when that is set.
+ * Returns its pid, or -1. */
+pid_t mp_start_root(hring_unique_id_t *id);
 
 /* Returns the number of ranks that failed (0 = all passed). */
 int mp_run(int nranks, mp_body_fn body, void *arg);

@@ -218,38 +218,6 @@ int res_settle(int fds, int threads, int shm, double timeout_s) {
 
 /* ---- launcher ---- */
 
-pid_t res_start_root(hring_unique_id_t *id) {
-  int fds[2];
-  if (pipe(fds) != 0) return -1;
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) {
-    close(fds[0]);
-    close(fds[1]);
-    return -1;
-  }
-  if (pid == 0) {
-    close(fds[0]);
-    hring_result_t r = hring_get_unique_id(id);
-    if (r != HRING_SUCCESS) {
-      fprintf(stderr, "  hring_get_unique_id: %s: %s\n", hring_strerror(r), hring_last_error());
-      _exit(1);
-    }
-    if (write(fds[1], id, sizeof *id) != (ssize_t)sizeof *id) _exit(1);
-    close(fds[1]);
-    for (;;) pause(); /* the root thread serves until this process is killed */
-  }
-  close(fds[1]);
-  ssize_t n = read(fds[0], id, sizeof *id);
-  close(fds[0]);
-  if (n != (ssize_t)sizeof *id) {
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return -1;
-  }
-  return pid;
-}
-
 int res_fork_ranks(int nranks, res_body_fn body, void *arg, pid_t *pids) {
   fflush(NULL);
   for (int rank = 0; rank < nranks; rank++) {

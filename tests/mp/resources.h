@@ -69,10 +69,6 @@ int res_settle(int fds, int threads, int shm, double timeout_s);
 
 /* ---- launcher ---- */
 
-/* A root child: serves the bootstrap root of one id until killed (as
- * mp.c's), so that rank processes hold no root thread.  Returns its pid,
- * or -1. */
-pid_t res_start_root(hring_unique_id_t *id);
 
 typedef void (*res_body_fn)(int rank, int nranks, void *arg);
 /* Forks nranks processes running body(rank, nranks, arg), each exiting 0

@@ -31,6 +31,7 @@
 
 #include "harness.h"
 #include "hring.h"
+#include "mp.h"
 #include "resources.h"
 
 #define AB_COUNT (1 << 18)
@@ -177,7 +178,7 @@ static void run_abort(const char *transport) {
   setenv("HRING_TIMEOUT_MS", res_inject("abort_skip") ? "3000" : "60000", 1);
   ab_t *a = res_shared(sizeof *a);
   HREQUIRE(a, "mmap");
-  pid_t root = res_start_root(&a->id);
+  pid_t root = mp_start_root(&a->id);
   HREQUIRE(root > 0, "bootstrap root");
   pid_t pids[2];
   int failed = 2;

@@ -35,6 +35,7 @@
 
 #include "harness.h"
 #include "hring.h"
+#include "mp.h"
 #include "resources.h"
 
 #define CL_RANKS 4
@@ -110,7 +111,7 @@ static void run_cleanup(const char *transports, int kill_them) {
   setenv("HRING_TIMEOUT_MS", "10000", 1);
   cl_t *c = res_shared(sizeof *c);
   HREQUIRE(c, "mmap");
-  pid_t root = res_start_root(&c->id);
+  pid_t root = mp_start_root(&c->id);
   HREQUIRE(root > 0, "bootstrap root");
   /* after the root's fork: it must not hold an end of the pipes */
   HREQUIRE(pipe(c->ready) == 0 && pipe(c->go) == 0, "pipe");

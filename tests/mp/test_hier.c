@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "mp.h"
+#include "values.h"
 #include "bodies.h"
 #include "algos/group.h"
 #include "core/comm.h"
@@ -72,12 +73,6 @@ HTEST(hier2d_matrix, 90) { run_matrix("hier2d"); }
  * computed an element each in its own order, their bits would differ.
  * Every rank hashes its result; the max and the min of the hashes over
  * the ranks must agree. */
-static uint64_t fnv1a(const void *p, size_t n) {
-  const unsigned char *b = p;
-  uint64_t h = 14695981039346656037ull; /* FNV-1a 64-bit offset basis */
-  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull; /* FNV prime */
-  return h;
-}
 
 static void identical_body(hring_comm_t comm, int rank, int n, void *arg) {
   (void)n, (void)arg;
@@ -94,7 +89,7 @@ static void identical_body(hring_comm_t comm, int rank, int n, void *arg) {
     hring_result_t r = hring_allreduce(buf, buf, count, HRING_FLOAT32, ops[o], comm, NULL);
     HREQUIRE(r == HRING_SUCCESS, "rank %d: allreduce: %s: %s", rank, hring_strerror(r),
              hring_last_error());
-    uint64_t h = fnv1a(buf, count * sizeof *buf), hmax, hmin;
+    uint64_t h = values_hash(buf, count * sizeof *buf), hmax, hmin;
     hring_result_t rmax = hring_allreduce(&h, &hmax, 1, HRING_UINT64, HRING_MAX, comm, NULL);
     hring_result_t rmin = hring_allreduce(&h, &hmin, 1, HRING_UINT64, HRING_MIN, comm, NULL);
     HREQUIRE(rmax == HRING_SUCCESS && rmin == HRING_SUCCESS, "rank %d: hash allreduce failed",

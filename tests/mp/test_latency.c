@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "mp.h"
+#include "values.h"
 #include "bodies.h"
 
 /* Every n of 1..8 covers powers of two, the fold of 1, 2 and 3 extra ranks,
@@ -94,12 +95,6 @@ HTEST(latency_tree_mixed_nodes, 60) { run_mixed("tree"); }
  * ranks must agree (max and min of integers are exact in any order, and
  * the matrix checks them).  The result must also be near the sum computed
  * here in double, so that agreeing garbage fails too. */
-static uint64_t fnv1a(const void *p, size_t n) {
-  const unsigned char *b = p;
-  uint64_t h = 14695981039346656037ull; /* FNV-1a 64-bit offset basis */
-  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull; /* FNV prime */
-  return h;
-}
 
 static float input(uint32_t *x, size_t i) {
   *x ^= *x << 13, *x ^= *x >> 17, *x ^= *x << 5; /* xorshift32 */
@@ -134,7 +129,7 @@ static void identical_body(hring_comm_t comm, int rank, int n, void *arg) {
     }
     HCHECK(far == 0, "rank %d n %d count %zu op %d: %zu results far from the sum", rank, n, count,
            (int)ops[o], far);
-    uint64_t h = fnv1a(buf, count * sizeof *buf), hmax, hmin;
+    uint64_t h = values_hash(buf, count * sizeof *buf), hmax, hmin;
     HREQUIRE(hring_allreduce(&h, &hmax, 1, HRING_UINT64, HRING_MAX, comm, NULL) == HRING_SUCCESS &&
                  hring_allreduce(&h, &hmin, 1, HRING_UINT64, HRING_MIN, comm, NULL) == HRING_SUCCESS,
              "rank %d: hash allreduce failed", rank);

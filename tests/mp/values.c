@@ -77,3 +77,10 @@ void mp_expected(void *buf, size_t i, hring_datatype_t t, hring_redop_t op, int 
 void mp_value(void *buf, size_t i, hring_datatype_t t, hring_redop_t op, int rank, int n) {
   store(buf, i, t, (double)tval(t, op, i, rank, n));
 }
+
+uint64_t values_hash(const void *p, size_t n) {
+  const unsigned char *b = p;
+  uint64_t h = 14695981039346656037ull; /* FNV-1a 64-bit offset basis */
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull; /* FNV prime */
+  return h;
+}
