@@ -108,7 +108,11 @@ static hring_result_t measure_link(struct hring_comm *comm, int peer, double *al
   HRING_CHECK(r);
   if (init) {
     *alpha = ts;
-    *beta = tl > ts ? (tl - ts) / (double)(large - PING_SMALL_BYTES) : 0;
+    /* On a loaded machine the large ping-pong can come out no slower than
+     * the small one (the small one's quartile caught a descheduled peer):
+     * then the whole large time is charged to the bytes, an upper bound for
+     * beta, rather than a beta of 0 that would make the wire free. */
+    *beta = tl > ts ? (tl - ts) / (double)(large - PING_SMALL_BYTES) : tl / (double)large;
   }
   return HRING_SUCCESS;
 }
