@@ -55,6 +55,14 @@ static inline void hring__partition(size_t count, int n, int i, size_t *off, siz
   *cnt = base + (ui < rem ? 1 : 0);
 }
 
+/* First element of part i of the block partition (i = n: the end). */
+static inline size_t hring__part_start(size_t count, int n, int i) {
+  size_t off, cnt;
+  if (i >= n) return count;
+  hring__partition(count, n, i, &off, &cnt);
+  return off;
+}
+
 /* Chunk k (of at most ce elements) of part s of the block partition:
  * byte offset *off and element count *cnt (0 once the part is used up). */
 static inline void hring__chunk(size_t count, int n, int s, size_t k, size_t ce, size_t es,

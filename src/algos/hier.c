@@ -144,14 +144,6 @@ static int shard_owner(int s, int S, int L) {
   return i;
 }
 
-/* First element of shard s of S; shard S starts at count. */
-static size_t shard_start(size_t count, int S, int s) {
-  size_t off, cnt;
-  if (s >= S) return count;
-  hring__partition(count, S, s, &off, &cnt);
-  return off;
-}
-
 hring_result_t hring__allreduce_hier2d(struct hring_comm *comm, const hring_coll_args_t *a,
                                        size_t chunk_bytes) {
   topo_t t;
@@ -167,7 +159,7 @@ hring_result_t hring__allreduce_hier2d(struct hring_comm *comm, const hring_coll
     return hring__err(HRING_ERR_NO_MEMORY, "hier2d allreduce: shard bounds");
   }
   /* Local rank i's part is its shards, [floor(i*S/L), floor((i+1)*S/L)). */
-  for (int i = 0; i <= L; i++) bounds[i] = shard_start(a->count, S, (int)((long)i * S / L));
+  for (int i = 0; i <= L; i++) bounds[i] = hring__part_start(a->count, S, (int)((long)i * S / L));
   char *out = a->recvbuf;
   const size_t es = a->esize;
   hring_engine_t e;
@@ -182,7 +174,7 @@ hring_result_t hring__allreduce_hier2d(struct hring_comm *comm, const hring_coll
     for (int v = 0; v < comm->nnodes; v++)
       t.ring[v] = t.members[t.first[v] + shard_owner(s, S, t.size[v])];
     hring_group_t ring = {comm->nnodes, comm->node, t.ring};
-    size_t lo = shard_start(a->count, S, s), hi = shard_start(a->count, S, s + 1);
+    size_t lo = hring__part_start(a->count, S, s), hi = hring__part_start(a->count, S, s + 1);
     hring_group_xfer_t x = {out + lo * es, out + lo * es, hi - lo, es, a->type, a->op,
                             a->op == HRING_AVG ? comm->nranks : 1, 0, NULL,
                             inter_chunk(comm, (hi - lo) * es, ring.n)};

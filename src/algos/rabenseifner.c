@@ -28,14 +28,6 @@
 #include "algos/reduce.h"
 #include "core/error.h"
 
-/* First element of block b of pof2 (b = pof2 is the end of the vector). */
-static size_t block_start(size_t count, int pof2, int b) {
-  size_t off, cnt;
-  if (b >= pof2) return count;
-  hring__partition(count, pof2, b, &off, &cnt);
-  return off;
-}
-
 hring_result_t hring__allreduce_rabenseifner(struct hring_comm *comm, const hring_coll_args_t *a,
                                              size_t chunk_bytes) {
   const int n = comm->nranks, r = comm->rank;
@@ -60,8 +52,8 @@ hring_result_t hring__allreduce_rabenseifner(struct hring_comm *comm, const hrin
       int mid = lo + d, peer = hring__fold_real(&f, me ^ d);
       int klo = (me & d) ? mid : lo, khi = (me & d) ? hi : mid; /* kept */
       int slo = (me & d) ? lo : mid, shi = (me & d) ? mid : hi; /* sent */
-      size_t ko = block_start(count, f.pof2, klo), kn = block_start(count, f.pof2, khi) - ko;
-      size_t so = block_start(count, f.pof2, slo), sn = block_start(count, f.pof2, shi) - so;
+      size_t ko = hring__part_start(count, f.pof2, klo), kn = hring__part_start(count, f.pof2, khi) - ko;
+      size_t so = hring__part_start(count, f.pof2, slo), sn = hring__part_start(count, f.pof2, shi) - so;
       hring_conn_t *c = comm->conns[peer];
       int div = d == 1 && a->op == HRING_AVG ? n : 1;
       HRING_CHECK(hring__lat_exchange(&e, c, a, hring__lat_chunk(c, a->esize), cur, so, sn, cur,
@@ -73,8 +65,8 @@ hring_result_t hring__allreduce_rabenseifner(struct hring_comm *comm, const hrin
     for (int d = 1; d < f.pof2; d *= 2) {
       int peer = hring__fold_real(&f, me ^ d);
       int plo = (me & d) ? lo - d : hi, phi = plo + d; /* the peer's window */
-      size_t mo = block_start(count, f.pof2, lo), mn = block_start(count, f.pof2, hi) - mo;
-      size_t po = block_start(count, f.pof2, plo), pn = block_start(count, f.pof2, phi) - po;
+      size_t mo = hring__part_start(count, f.pof2, lo), mn = hring__part_start(count, f.pof2, hi) - mo;
+      size_t po = hring__part_start(count, f.pof2, plo), pn = hring__part_start(count, f.pof2, phi) - po;
       hring_conn_t *c = comm->conns[peer];
       HRING_CHECK(hring__lat_exchange(&e, c, a, hring__lat_chunk(c, a->esize), a->recvbuf, mo, mn,
                                       NULL, po, pn, HRING_LAT_COPY, 1));
