@@ -140,6 +140,35 @@ hring_result_t hring_comm_abort(hring_comm_t comm);
 hring_result_t hring_comm_get_async_error(hring_comm_t comm,
                                           hring_result_t *async_error);
 
+/* ---- split: begin ---- */
+/* The color that puts a rank in no new communicator (as NCCL_SPLIT_NOCOLOR
+ * and MPI_UNDEFINED). */
+#define HRING_SPLIT_NOCOLOR (-1)
+
+/* Collective over every rank of `comm` (as MPI_Comm_split and
+ * ncclCommSplit): the ranks that pass the same color form a new
+ * communicator, in which they are numbered by key, then by rank in `comm`.
+ * HRING_SPLIT_NOCOLOR gives *newcomm = NULL.  The new communicators are
+ * independent of `comm` (their own connections and failure state: either
+ * may fail, be aborted or be destroyed without the other) and `comm` stays
+ * usable; HRING_NODE_ID and the HRING_* settings apply to them as at any
+ * creation.  A split never moves the calling thread: with HRING_BIND set it
+ * keeps the pinning it had (docs/collectives.md, "Splitting").
+ *
+ * Every rank returns an error when any rank fails, and *newcomm is written
+ * only on success.  A negative color other than HRING_SPLIT_NOCOLOR or a
+ * NULL newcomm is refused with HRING_ERR_INVALID_ARGUMENT on that rank, and
+ * the rank still takes part in the first exchange, so that the other ranks
+ * return HRING_ERR_REMOTE naming it instead of waiting; no communicator is
+ * made and `comm` is unchanged.  A NULL, destroyed or aborted `comm` is
+ * HRING_ERR_INVALID_ARGUMENT, a failed one HRING_ERR_INVALID_USAGE, both at
+ * once and without communication (the other ranks then fail by their
+ * deadline, HRING_TIMEOUT_MS, as at any collective a rank skips).  When
+ * a new communicator cannot be created on some rank, every rank returns an
+ * error and keeps no new communicator, and `comm` stays usable. */
+hring_result_t hring_comm_split(hring_comm_t comm, int color, int key, hring_comm_t *newcomm);
+/* ---- split: end ---- */
+
 /* Allreduce of `count` elements: recvbuf[i] = op over ranks of sendbuf[i].
  * In place when sendbuf == recvbuf.  count may be 0 and need not divide by
  * the number of ranks.  Every rank obtains bit-identical results.
@@ -205,6 +234,76 @@ hring_result_t hring_reduce(const void *sendbuf, void *recvbuf, size_t count,
 /* Barrier: returns on no rank before every rank has entered it. */
 hring_result_t hring_barrier(hring_comm_t comm, void *stream);
 /* ---- collectives beyond allreduce: end ---- */
+
+/* ---- nonblocking collectives: begin ---- */
+/* A request is one nonblocking collective in flight (docs/nonblocking.md).
+ *
+ * hring_iallreduce and its siblings take the arguments of the blocking
+ * call, without the stream (host buffers only: a device buffer gives
+ * HRING_ERR_UNSUPPORTED), check them at once (a bad argument returns
+ * HRING_ERR_INVALID_ARGUMENT, creates no request and changes nothing), queue
+ * the collective and return.  The buffers belong to the library until the
+ * request completes.
+ *
+ * Order: the collectives of a communicator run one at a time in the order
+ * they were issued, blocking calls included: a blocking collective issued
+ * while requests are outstanding runs after them.  Every rank must issue
+ * the same collectives in the same order, as for blocking calls.
+ *
+ * Progress (HRING_PROGRESS): `thread` (default) runs the queue on a
+ * background thread of the communicator, started at the first nonblocking
+ * call and asleep on a condition variable while the queue is empty;
+ * `caller` runs it on the thread that calls hring_test, hring_wait or
+ * hring_waitall: such a call runs the queued collectives, oldest first,
+ * each to its end, up to and including the request's own (hring_test
+ * returns with *done 0 instead of waiting when another thread is running
+ * one).  Nothing moves between such calls; a blocking collective or
+ * hring_comm_destroy also runs what is queued before it.
+ *
+ * Completion: hring_test sets *done to 1 when the request has completed,
+ * and then returns the collective's result, frees the request and sets
+ * *req to NULL; otherwise *done is 0 and it returns HRING_SUCCESS.
+ * hring_wait waits for completion (bounded: every collective is bounded by
+ * HRING_TIMEOUT_MS), returns the result, frees the request and sets *req
+ * to NULL.  hring_waitall waits for all n (NULL entries are skipped),
+ * frees them, sets every entry to NULL, and returns the first failure in
+ * array order.  A NULL *req is complete with HRING_SUCCESS.  A failed
+ * request's message becomes hring_last_error() of the thread that waits
+ * or tests it.  Count 0, and a one-rank communicator, complete at issue.
+ *
+ * Failure: when a queued collective fails, the communicator is failed as
+ * after a blocking failure, and every later request of it completes with
+ * an error.  hring_comm_abort completes every outstanding request with an
+ * error; hring_comm_destroy first lets the queued collectives finish.
+ * Requests not yet waited stay valid after either and are still waited
+ * or tested to free them.
+ *
+ * Thread safety: issuing (blocking or not) on one communicator is for one
+ * thread at a time; a request may be tested or waited from any thread,
+ * by one thread at a time. */
+typedef struct hring_request *hring_request_t;
+
+hring_result_t hring_iallreduce(const void *sendbuf, void *recvbuf, size_t count,
+                                hring_datatype_t datatype, hring_redop_t op, hring_comm_t comm,
+                                hring_request_t *req);
+hring_result_t hring_ireduce_scatter(const void *sendbuf, void *recvbuf, size_t recvcount,
+                                     hring_datatype_t datatype, hring_redop_t op,
+                                     hring_comm_t comm, hring_request_t *req);
+hring_result_t hring_iallgather(const void *sendbuf, void *recvbuf, size_t sendcount,
+                                hring_datatype_t datatype, hring_comm_t comm,
+                                hring_request_t *req);
+hring_result_t hring_ibroadcast(const void *sendbuf, void *recvbuf, size_t count,
+                                hring_datatype_t datatype, int root, hring_comm_t comm,
+                                hring_request_t *req);
+hring_result_t hring_ireduce(const void *sendbuf, void *recvbuf, size_t count,
+                             hring_datatype_t datatype, hring_redop_t op, int root,
+                             hring_comm_t comm, hring_request_t *req);
+hring_result_t hring_ibarrier(hring_comm_t comm, hring_request_t *req);
+
+hring_result_t hring_test(hring_request_t *req, int *done);
+hring_result_t hring_wait(hring_request_t *req);
+hring_result_t hring_waitall(int n, hring_request_t *reqs);
+/* ---- nonblocking collectives: end ---- */
 
 /* ---- topology: begin ---- */
 /* Nodes.  A node is the set of ranks that can share memory: by default the

@@ -7,6 +7,10 @@
  *             [--intra-gamma S/B] [--inter-alpha S] [--inter-beta S/B]
  *             [--inter-gamma S/B]
  *
+ *   hring-sim --fusion resnet50|alexnet [--paper] [--ranks 1024,2048]
+ *             [--per-node 8] [--gpu-tflops 3.5] [--batch B] [--grad-bytes 2]
+ *             [--launch-us 0] [--fusion-algos rings|all] [model options]
+ *
  * For every P: a table of predicted times (us) of the flat ring, both
  * hierarchical forms, the tree and the latency algorithms over sizes -b..-e
  * (factor -x), the fastest of them, then the sizes where the fastest
@@ -14,6 +18,18 @@
  * (found by bisection, not read off the table).  Parameters: built-in, a
  * file from hring-tune (-f), --paper (docs/model.md says why those values),
  * then any --intra-* / --inter-* given, in that order.
+ *
+ * --fusion NET: one training step of NET instead (docs/fusion-planner.md).
+ * Backward produces the gradients of the network table (hring_fusion.h) at
+ * the times its FLOPs take at --gpu-tflops (effective) for --batch samples
+ * per GPU; buckets are allreduced one at a time, each by the fastest of the
+ * flat ring and the two hierarchical rings (--fusion-algos all: of every
+ * algorithm of the table) as the model predicts it, plus --launch-us.  For
+ * every P it prints the planner's optimal buckets (src/fusion/planner.h)
+ * with their split points, then the step time, the exposed communication
+ * and the scaling efficiency (single-GPU step / P-GPU step) of the optimal
+ * plan, PyTorch DDP's buckets, Horovod's 64 MiB threshold, one bucket and
+ * one allreduce per tensor.
  */
 #include <math.h>
 #include <stdio.h>
@@ -22,7 +38,9 @@
 
 #include "algos/algo.h"
 #include "algos/model.h"
+#include "fusion/planner.h"
 #include "hring.h"
+#include "hring_fusion.h"
 
 /* The columns: every algorithm that scales past one node's ranks. */
 static const int cols[] = {HRING_ALGO_RING, HRING_ALGO_HIER, HRING_ALGO_HIER2D, HRING_ALGO_TREE,
@@ -160,11 +178,196 @@ static void simulate(const hring_model_params_t *p, int P, int k, size_t chunk, 
   crossings(p, &s, HRING_ALGO_RING, HRING_ALGO_TREE, lo, hi);
 }
 
+
+/* ---- --fusion: one training step ---- */
+
+typedef struct {
+  const char *net;
+  double tflops;     /* effective, per GPU */
+  int batch;         /* per GPU; 0: the paper's */
+  size_t grad_bytes; /* bytes per gradient element */
+  double launch_s;   /* per bucket */
+  unsigned algos;    /* allowed algorithms */
+} fusion_opts_t;
+
+typedef struct {
+  const hring_model_params_t *p;
+  hring_model_shape_t s;
+  unsigned algos;
+  double launch_s;
+} bucket_cost_t;
+
+static double bucket_cost(size_t bytes, void *arg) {
+  const bucket_cost_t *c = arg;
+  double t;
+  hring__model_choose(c->p, &c->s, bytes, c->algos, &t);
+  return t + c->launch_s;
+}
+
+static int bucket_algo(const bucket_cost_t *c, size_t bytes) {
+  return hring__model_choose(c->p, &c->s, bytes, c->algos, NULL);
+}
+
+typedef struct {
+  const char *name;
+  int k;
+  int *first;
+} plan_t;
+
+/* One plan's summary line; eff = single-GPU step / P-GPU step. */
+static void plan_line(const hring_plan_input_t *in, const plan_t *pl, double fwd, double bwd) {
+  double end = hring__plan_end(in, pl->k, pl->first);
+  double exposed = end - bwd;
+  printf("  %-24s %4d buckets  step %8.2f ms  exposed comm %7.2f ms  efficiency %6.2f %%\n",
+         pl->name, pl->k, (fwd + end) * 1e3, exposed * 1e3, 100 * (fwd + bwd) / (fwd + end));
+}
+
+static int simulate_fusion(const hring_model_params_t *p, int P, int k, size_t chunk,
+                           const fusion_opts_t *o) {
+  const hring_net_t *net = hring_fusion_net(o->net);
+  if (!net) {
+    fprintf(stderr, "hring-sim: unknown network '%s' (resnet50, alexnet)\n", o->net);
+    return 1;
+  }
+  int n = net->ntensors;
+  int batch = o->batch > 0 ? o->batch : strcmp(o->net, "alexnet") == 0 ? 64 : 32;
+  double rate = o->tflops * 1e12 / batch; /* samples' FLOPs per second */
+  size_t *bytes = malloc((size_t)n * sizeof *bytes);
+  double *ready = malloc((size_t)n * sizeof *ready);
+  int *opt = malloc((size_t)n * sizeof *opt), *ddp = malloc((size_t)n * sizeof *ddp);
+  int *thr = malloc((size_t)n * sizeof *thr), *none = malloc((size_t)n * sizeof *none);
+  if (!bytes || !ready || !opt || !ddp || !thr || !none) {
+    fprintf(stderr, "hring-sim: out of memory\n");
+    return 1;
+  }
+  double t = 0;
+  size_t total = 0;
+  for (int i = 0; i < n; i++) {
+    bytes[i] = net->tensors[i].count * o->grad_bytes;
+    total += bytes[i];
+    t += net->tensors[i].bwd_flops / rate;
+    ready[i] = t;
+  }
+  double fwd = net->fwd_flops / rate, bwd = t;
+  bucket_cost_t bc = {p, hring__model_shape(P, P / k, chunk), o->algos, o->launch_s};
+  hring_plan_input_t in = {n, bytes, ready, bucket_cost, &bc};
+  char b1[32];
+
+  printf("\n# %s, P = %d ranks (%d nodes of %d), batch %d per GPU, %.3g TFLOPS effective, "
+         "%zu-byte gradients\n", net->name, P, P / k, k, batch, o->tflops, o->grad_bytes);
+  printf("# %d tensors, %zu parameters, %s of gradients; forward %.2f ms, backward %.2f ms "
+         "per step\n", n, net->params, fmt_size((double)total, b1, sizeof b1), fwd * 1e3,
+         bwd * 1e3);
+  printf("# one bucket of everything: %.2f ms (%s)\n", bucket_cost(total, &bc) * 1e3,
+         hring__algo_names[bucket_algo(&bc, total)]);
+
+  double end;
+  int kopt = hring__plan_optimal(&in, opt, &end);
+  if (kopt <= 0) {
+    fprintf(stderr, "hring-sim: the planner found no plan\n");
+    return 1;
+  }
+  printf("  optimal plan: %d bucket(s), step ends %.2f ms after backward starts\n", kopt,
+         end * 1e3);
+  printf("  %6s %9s %9s %12s %9s %9s %9s %-12s\n", "bucket", "tensors", "layers", "size",
+         "ready ms", "start ms", "end ms", "algorithm");
+  double prev_end = -INFINITY;
+  for (int b = 0; b < kopt; b++) {
+    int i0 = opt[b], i1 = b + 1 < kopt ? opt[b + 1] - 1 : n - 1;
+    size_t sz = 0;
+    for (int i = i0; i <= i1; i++) sz += bytes[i];
+    double start = ready[i1] > prev_end ? ready[i1] : prev_end;
+    prev_end = start + bucket_cost(sz, &bc);
+    char tens[24], lay[24];
+    snprintf(tens, sizeof tens, "%d-%d", i0 + 1, i1 + 1);
+    snprintf(lay, sizeof lay, "%d-%d", net->tensors[i1].layer, net->tensors[i0].layer);
+    printf("  %6d %9s %9s %12s %9.2f %9.2f %9.2f %-12s\n", b + 1, tens, lay,
+           fmt_size((double)sz, b1, sizeof b1), ready[i1] * 1e3, start * 1e3, prev_end * 1e3,
+           hring__algo_names[bucket_algo(&bc, sz)]);
+  }
+  printf("  split points (backward tensor numbers from 1 = %s; forward layers from 1 = %s):\n",
+         net->tensors[0].name, net->tensors[n - 1].name);
+  if (kopt == 1) printf("    none\n");
+  for (int b = 1; b < kopt; b++) {
+    int i = opt[b]; /* the split lies between backward tensors i and i+1 (from 1) */
+    const hring_net_tensor_t *later = &net->tensors[i - 1], *earlier = &net->tensors[i];
+    printf("    backward tensors %d/%d (%s | %s) = forward tensors %d/%d = ", i, i + 1,
+           later->name, earlier->name, n - i, n - i + 1);
+    if (later->layer == earlier->layer)
+      printf("inside forward layer %d\n", later->layer);
+    else
+      printf("forward layers %d/%d\n", earlier->layer, later->layer);
+    /* How far this split moves, the others fixed, before the end grows
+     * (by more than 1 us): the optimum is often a plateau. */
+    int lo_i = i, hi_i = i, lo_b = opt[b - 1] + 1, hi_b = b + 1 < kopt ? opt[b + 1] - 1 : n - 1;
+    for (int j = lo_b; j <= hi_b; j++) {
+      opt[b] = j;
+      if (hring__plan_end(&in, kopt, opt) <= end + 1e-6) {
+        if (j < lo_i) lo_i = j;
+        if (j > hi_i) hi_i = j;
+      }
+    }
+    opt[b] = i;
+    printf("      same end (within 1 us) for a split anywhere from backward tensors %d/%d "
+           "(forward layers %d/%d) to %d/%d (forward layers %d/%d)\n", lo_i, lo_i + 1,
+           net->tensors[lo_i].layer, net->tensors[lo_i - 1].layer, hi_i, hi_i + 1,
+           net->tensors[hi_i].layer, net->tensors[hi_i - 1].layer);
+  }
+
+  /* The paper's form: the fused tensor cut once (two segments).  The best
+   * cut by trying each, and the cuts that tie with it. */
+  if (n > 1) {
+    int two[2] = {0, 1}, best_i = 1, lo_i = -1, hi_i = -1;
+    double best = INFINITY;
+    for (int i = 1; i < n; i++) {
+      two[1] = i;
+      double e = hring__plan_end(&in, 2, two);
+      if (e < best) best = e, best_i = i;
+    }
+    for (int i = 1; i < n; i++) {
+      two[1] = i;
+      if (hring__plan_end(&in, 2, two) <= best + 1e-6) {
+        if (lo_i < 0) lo_i = i;
+        hi_i = i;
+      }
+    }
+    printf("  best single cut (two segments): backward tensors %d/%d = forward tensors %d/%d = "
+           "forward layers %d/%d, step ends %.2f ms (efficiency %.2f %%)\n", best_i, best_i + 1,
+           n - best_i, n - best_i + 1, net->tensors[best_i].layer, net->tensors[best_i - 1].layer,
+           best * 1e3, 100 * (fwd + bwd) / (fwd + best));
+    printf("      same end (within 1 us) for a cut anywhere from backward tensors %d/%d "
+           "(forward layers %d/%d) to %d/%d (forward layers %d/%d)\n", lo_i, lo_i + 1,
+           net->tensors[lo_i].layer, net->tensors[lo_i - 1].layer, hi_i, hi_i + 1,
+           net->tensors[hi_i].layer, net->tensors[hi_i - 1].layer);
+  }
+
+  plan_t plans[5] = {{"optimal (planner)", kopt, opt},
+                     {"ddp 1 MiB / 25 MiB", hring__plan_ddp(n, bytes, 1 << 20, 25 << 20, ddp), ddp},
+                     {"threshold 64 MiB", hring__plan_threshold(n, bytes, (size_t)64 << 20, thr),
+                      thr},
+                     {"one bucket", 1, none},
+                     {"none (per tensor)", hring__plan_none(n, none), none}};
+  int one_first = 0;
+  plans[3].first = &one_first;
+  printf("  single GPU: step %.2f ms (forward + backward)\n", (fwd + bwd) * 1e3);
+  for (int i = 0; i < 5; i++) plan_line(&in, &plans[i], fwd, bwd);
+  free(bytes);
+  free(ready);
+  free(opt);
+  free(ddp);
+  free(thr);
+  free(none);
+  return 0;
+}
+
 static void usage(const char *prog) {
   fprintf(stderr,
           "usage: %s [--paper] [-f MODEL_FILE] [-P N[,N...]] [-k RANKS_PER_NODE] [-b MIN] [-e MAX]\n"
-          "          [-x FACTOR] [--chunk BYTES] [--{intra,inter}-{alpha,beta,gamma} VALUE]\n",
-          prog);
+          "          [-x FACTOR] [--chunk BYTES] [--{intra,inter}-{alpha,beta,gamma} VALUE]\n"
+          "       %s --fusion resnet50|alexnet [--paper] [--ranks N[,N...]] [--per-node K]\n"
+          "          [--gpu-tflops X] [--batch B] [--grad-bytes 2] [--launch-us U]\n"
+          "          [--fusion-algos rings|all] [model options]\n",
+          prog, prog);
   exit(2);
 }
 
@@ -174,6 +377,10 @@ int main(int argc, char **argv) {
   int Ps[MAX_P], nP = 0, k = 8;
   size_t chunk = 512 * 1024;
   double lo = 4, hi = 1024.0 * 1024 * 1024, factor = 4;
+  /* --fusion: the paper's setting unless told otherwise (docs/fusion-planner.md):
+   * 3.5 TFLOPS effective is what its reported times give per P40. */
+  fusion_opts_t fo = {NULL, 3.5, 0, 2, 0,
+                      1u << HRING_ALGO_RING | 1u << HRING_ALGO_HIER | 1u << HRING_ALGO_HIER2D};
   /* Two passes: --paper and -f set the base, the single values override. */
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--paper") == 0) paper_params(&p, &k, &chunk);
@@ -190,9 +397,17 @@ int main(int argc, char **argv) {
     if (!v) usage(argv[0]);
     i++;
     if (strcmp(a, "-f") == 0) continue;
-    else if (strcmp(a, "-P") == 0) {
+    else if (strcmp(a, "--fusion") == 0) fo.net = v;
+    else if (strcmp(a, "--gpu-tflops") == 0) fo.tflops = atof(v);
+    else if (strcmp(a, "--batch") == 0) fo.batch = atoi(v);
+    else if (strcmp(a, "--grad-bytes") == 0) fo.grad_bytes = (size_t)atoi(v);
+    else if (strcmp(a, "--launch-us") == 0) fo.launch_s = atof(v) * 1e-6;
+    else if (strcmp(a, "--fusion-algos") == 0) {
+      if (strcmp(v, "all") == 0) fo.algos = all_cols();
+      else if (strcmp(v, "rings") != 0) usage(argv[0]);
+    } else if (strcmp(a, "-P") == 0 || strcmp(a, "--ranks") == 0) {
       for (char *t = strtok((char *)v, ","); t && nP < MAX_P; t = strtok(NULL, ",")) Ps[nP++] = atoi(t);
-    } else if (strcmp(a, "-k") == 0) k = atoi(v);
+    } else if (strcmp(a, "-k") == 0 || strcmp(a, "--per-node") == 0) k = atoi(v);
     else if (strcmp(a, "-b") == 0) lo = parse_size(v);
     else if (strcmp(a, "-e") == 0) hi = parse_size(v);
     else if (strcmp(a, "-x") == 0) factor = atof(v);
@@ -205,11 +420,21 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--inter-gamma") == 0) p.inter.gamma = atof(v);
     else usage(argv[0]);
   }
+  if (nP == 0 && fo.net) {
+    Ps[nP++] = 1024;
+    Ps[nP++] = 2048;
+  }
   if (nP == 0) {
     int def[] = {16, 64, 256, 1024, 2048, 4096};
     for (nP = 0; nP < 6; nP++) Ps[nP] = def[nP];
   }
   if (k < 1 || lo < 1 || hi < lo || factor <= 1) usage(argv[0]);
+  if (fo.net && (!(fo.tflops > 0) || fo.batch < 0 || fo.grad_bytes < 1 || fo.launch_s < 0))
+    usage(argv[0]);
+  if (fo.net && !hring_fusion_net(fo.net)) {
+    fprintf(stderr, "hring-sim: unknown network '%s' (resnet50, alexnet)\n", fo.net);
+    return 2;
+  }
   printf("# hring-sim: allreduce predicted by the alpha-beta-gamma model (docs/model.md)\n");
   printf("# intra: alpha %.4g s, beta %.4g s/B, gamma %.4g s/B\n", p.intra.alpha, p.intra.beta,
          p.intra.gamma);
@@ -221,7 +446,11 @@ int main(int argc, char **argv) {
       fprintf(stderr, "hring-sim: P = %d is not a multiple of k = %d; skipped\n", Ps[i], k);
       continue;
     }
-    simulate(&p, Ps[i], k, chunk, lo, hi, factor);
+    if (fo.net) {
+      if (simulate_fusion(&p, Ps[i], k, chunk, &fo)) return 1;
+    } else {
+      simulate(&p, Ps[i], k, chunk, lo, hi, factor);
+    }
   }
   return 0;
 }

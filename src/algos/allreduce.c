@@ -1,6 +1,7 @@
 /*
  * allreduce.c - hring_allreduce: argument checks, the choice of algorithm,
- * and the communicator's failure state.
+ * and the communicator's failure state.  The host part is shared with
+ * hring_iallreduce (nonblocking.c).
  */
 #include <stdatomic.h>
 #include <stdint.h>
@@ -137,23 +138,42 @@ static hring_result_t allreduce_device(const hring_coll_args_t *a, hring_comm_t 
   return hring__dev_allreduce(comm, a, stream, ds);
 }
 
-static hring_result_t allreduce_held(const void *sendbuf, void *recvbuf, size_t count,
-                                     hring_datatype_t type, hring_redop_t op, hring_comm_t comm,
-                                     void *stream) {
-  HRING_CHECK(hring__coll_check("hring_allreduce", sendbuf, recvbuf, count, type, 1, op, comm));
-  if (count == 0) return HRING_SUCCESS;
-  hring_coll_args_t a = {sendbuf, recvbuf, count, hring_type_size(type), type, op, 0};
-  int ds = hring__cuda_ptr_device(sendbuf), dr = hring__cuda_ptr_device(recvbuf);
-  if (ds >= 0 || dr >= 0) return allreduce_device(&a, comm, stream, ds, dr);
-  /* Host buffers: run now, after the stream's earlier work and after the
-   * device collectives queued on this communicator. */
-  HRING_CHECK(hring__coll_host_prelude(comm, stream));
+/* A checked host allreduce of count > 0 elements, after the prelude: also
+ * the nonblocking one (colls.c, hring__call_run). */
+hring_result_t hring__allreduce_host(struct hring_comm *comm, const hring_call_t *c) {
+  hring_coll_args_t a = {c->sendbuf, c->recvbuf, c->count, hring_type_size(c->type), c->type,
+                         c->op, 0};
   if (comm->nranks == 1) {
-    if (sendbuf != recvbuf) memmove(recvbuf, sendbuf, count * a.esize);
+    if (c->sendbuf != c->recvbuf) memmove(c->recvbuf, c->sendbuf, c->count * a.esize);
     return HRING_SUCCESS; /* AVG over one rank divides by 1 */
   }
   hring_result_t r = hring__allreduce_run(comm, &a);
   if (r != HRING_SUCCESS) hring__comm_fail(comm, r);
+  return r;
+}
+
+static hring_result_t allreduce_held(const void *sendbuf, void *recvbuf, size_t count,
+                                     hring_datatype_t type, hring_redop_t op, hring_comm_t comm,
+                                     void *stream) {
+  static const char fn[] = "hring_allreduce";
+  HRING_CHECK(hring__coll_check(fn, sendbuf, recvbuf, count, type, 1, op, comm));
+  if (count == 0) return HRING_SUCCESS;
+  hring_call_t c = {HRING_CALL_ALLREDUCE, fn, sendbuf, recvbuf, count, type, op, -1};
+  int ds = hring__cuda_ptr_device(sendbuf), dr = hring__cuda_ptr_device(recvbuf);
+  /* After the nonblocking collectives issued before, device or not. */
+  int held;
+  HRING_CHECK(hring__coll_claim(fn, comm, &held));
+  hring_result_t r;
+  if (ds >= 0 || dr >= 0) {
+    hring_coll_args_t a = {sendbuf, recvbuf, count, hring_type_size(type), type, op, 0};
+    r = allreduce_device(&a, comm, stream, ds, dr);
+  } else {
+    /* Host buffers: run now, after the stream's earlier work and after the
+     * device collectives queued on this communicator. */
+    r = hring__coll_host_prelude(comm, stream);
+    if (r == HRING_SUCCESS) r = hring__allreduce_host(comm, &c);
+  }
+  hring__coll_release(comm, held);
   return r;
 }
 

@@ -6,6 +6,7 @@
 
 #include "algos/device.h"
 #include "core/error.h"
+#include "core/progress.h"
 
 hring_result_t hring__coll_check(const char *fn, const void *sendbuf, const void *recvbuf,
                                  size_t count, hring_datatype_t type, int uses_op,
@@ -21,6 +22,10 @@ hring_result_t hring__coll_check(const char *fn, const void *sendbuf, const void
   if (count > 0 && (!sendbuf || !recvbuf))
     return hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: NULL %s buffer with count %zu", fn,
                       sendbuf ? "receive" : "send", count);
+  return hring__coll_state_check(fn, comm);
+}
+
+hring_result_t hring__coll_state_check(const char *fn, struct hring_comm *comm) {
   if (atomic_load(&comm->aborted))
     return hring__err(HRING_ERR_INVALID_USAGE, "%s: communicator was aborted", fn);
   if (comm->async_error != HRING_SUCCESS)
@@ -28,6 +33,21 @@ hring_result_t hring__coll_check(const char *fn, const void *sendbuf, const void
                       "%s: communicator failed earlier and must be destroyed (%s: %s)", fn,
                       hring_strerror(comm->async_error), comm->async_msg);
   return HRING_SUCCESS;
+}
+
+hring_result_t hring__coll_claim(const char *fn, struct hring_comm *comm, int *held) {
+  int waited = 0;
+  HRING_CHECK(hring__progress_claim(comm, held, &waited));
+  hring_result_t r = waited ? hring__coll_state_check(fn, comm) : HRING_SUCCESS;
+  if (r != HRING_SUCCESS) {
+    hring__coll_release(comm, *held);
+    *held = 0;
+  }
+  return r;
+}
+
+void hring__coll_release(struct hring_comm *comm, int held) {
+  if (held) hring__progress_release(comm);
 }
 
 hring_result_t hring__coll_host_prelude(struct hring_comm *comm, void *stream) {

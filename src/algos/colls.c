@@ -4,11 +4,13 @@
  *
  * Each call follows hring_allreduce's shape: the handle is held for the
  * call (hring__comm_enter/leave); arguments are checked before anything is
- * written or sent; a host-buffer call first waits for the caller's stream
- * and for the device work queued on the communicator; the collective is
- * stamped on every message (hring__coll_begin), so ranks that disagree get
- * an error; a failure after that point fails the communicator, as it would
- * leave the peers out of step.
+ * written or sent (the check part, shared with the nonblocking calls of
+ * nonblocking.c, as is the run part); a host-buffer call first takes the
+ * executor after the queued nonblocking collectives, then waits for the
+ * caller's stream and for the device work queued on the communicator; the
+ * collective is stamped on every message (hring__coll_begin), so ranks
+ * that disagree get an error; a failure after that point fails the
+ * communicator, as it would leave the peers out of step.
  *
  * Schedules: reduce_scatter and allgather are one step (pairwise.c) for
  * parts of a few KiB and the ring of group.h over the whole communicator
@@ -107,173 +109,229 @@ static hring_result_t finish(struct hring_comm *comm, hring_result_t r) {
   return r;
 }
 
-static hring_result_t reduce_scatter_held(const void *sendbuf, void *recvbuf, size_t recvcount,
-                                          hring_datatype_t type, hring_redop_t op,
-                                          struct hring_comm *comm, void *stream) {
-  static const char fn[] = "hring_reduce_scatter";
-  HRING_CHECK(hring__coll_check(fn, sendbuf, recvbuf, recvcount, type, 1, op, comm));
-  if (recvcount == 0) return HRING_SUCCESS;
+/* ---- checks: everything a call can refuse before it sends ---- */
+
+static hring_result_t reduce_scatter_check(const hring_call_t *c, struct hring_comm *comm) {
+  HRING_CHECK(hring__coll_check(c->fn, c->sendbuf, c->recvbuf, c->count, c->type, 1, c->op, comm));
+  if (c->count == 0) return HRING_SUCCESS;
+  const size_t part = c->count * hring_type_size(c->type);
+  HRING_CHECK(host_only(c->fn, c->sendbuf, c->recvbuf));
+  const char *mine = (const char *)c->sendbuf + (size_t)comm->rank * part;
+  if ((const void *)mine != c->recvbuf &&
+      overlap(c->sendbuf, part * (size_t)comm->nranks, c->recvbuf, part))
+    return bad_overlap(c->fn, "recvbuf == sendbuf + rank * recvcount elements");
+  return HRING_SUCCESS;
+}
+
+static hring_result_t allgather_check(const hring_call_t *c, struct hring_comm *comm) {
+  HRING_CHECK(hring__coll_check(c->fn, c->sendbuf, c->recvbuf, c->count, c->type, 0, HRING_SUM,
+                                comm));
+  if (c->count == 0) return HRING_SUCCESS;
+  const size_t part = c->count * hring_type_size(c->type);
+  HRING_CHECK(host_only(c->fn, c->sendbuf, c->recvbuf));
+  const char *mine = (const char *)c->recvbuf + (size_t)comm->rank * part;
+  if ((const void *)mine != c->sendbuf &&
+      overlap(c->sendbuf, part, c->recvbuf, part * (size_t)comm->nranks))
+    return bad_overlap(c->fn, "sendbuf == recvbuf + rank * sendcount elements");
+  return HRING_SUCCESS;
+}
+
+static hring_result_t broadcast_check(const hring_call_t *c, struct hring_comm *comm) {
+  HRING_CHECK(check_root(c->fn, c->root, comm));
+  const int is_root = comm->rank == c->root;
+  /* sendbuf is read on root only, and may be NULL elsewhere. */
+  const void *src = is_root ? c->sendbuf : c->recvbuf;
+  HRING_CHECK(hring__coll_check(c->fn, src, c->recvbuf, c->count, c->type, 0, HRING_SUM, comm));
+  if (c->count == 0) return HRING_SUCCESS;
+  const size_t bytes = c->count * hring_type_size(c->type);
+  HRING_CHECK(host_only(c->fn, src, c->recvbuf));
+  if (is_root && c->sendbuf != c->recvbuf && overlap(c->sendbuf, bytes, c->recvbuf, bytes))
+    return bad_overlap(c->fn, "sendbuf == recvbuf");
+  return HRING_SUCCESS;
+}
+
+static hring_result_t reduce_check(const hring_call_t *c, struct hring_comm *comm) {
+  HRING_CHECK(check_root(c->fn, c->root, comm));
+  const int is_root = comm->rank == c->root;
+  /* recvbuf is written on root only, and may be NULL elsewhere. */
+  HRING_CHECK(hring__coll_check(c->fn, c->sendbuf, is_root ? c->recvbuf : c->sendbuf, c->count,
+                                c->type, 1, c->op, comm));
+  if (c->count == 0) return HRING_SUCCESS;
+  const size_t bytes = c->count * hring_type_size(c->type);
+  HRING_CHECK(host_only(c->fn, c->sendbuf, is_root ? c->recvbuf : NULL));
+  if (is_root && c->sendbuf != c->recvbuf && overlap(c->sendbuf, bytes, c->recvbuf, bytes))
+    return bad_overlap(c->fn, "sendbuf == recvbuf");
+  return HRING_SUCCESS;
+}
+
+hring_result_t hring__call_check(const hring_call_t *c, struct hring_comm *comm) {
+  switch (c->kind) {
+    case HRING_CALL_ALLREDUCE:
+      HRING_CHECK(hring__coll_check(c->fn, c->sendbuf, c->recvbuf, c->count, c->type, 1, c->op,
+                                    comm));
+      return c->count == 0 ? HRING_SUCCESS : host_only(c->fn, c->sendbuf, c->recvbuf);
+    case HRING_CALL_REDUCE_SCATTER: return reduce_scatter_check(c, comm);
+    case HRING_CALL_ALLGATHER: return allgather_check(c, comm);
+    case HRING_CALL_BROADCAST: return broadcast_check(c, comm);
+    case HRING_CALL_REDUCE: return reduce_check(c, comm);
+    case HRING_CALL_BARRIER:
+      /* No buffer: the check is of the communicator's state. */
+      return hring__coll_check(c->fn, NULL, NULL, 0, HRING_UINT8, 0, HRING_SUM, comm);
+  }
+  return hring__err(HRING_ERR_INTERNAL, "%s: unknown collective %d", c->fn, (int)c->kind);
+}
+
+/* ---- runs: checked, count > 0, after the prelude ---- */
+
+static hring_result_t reduce_scatter_run(struct hring_comm *comm, const hring_call_t *c) {
   const int n = comm->nranks;
-  const size_t es = hring_type_size(type), part = recvcount * es;
-  HRING_CHECK(host_only(fn, sendbuf, recvbuf));
-  const char *mine = (const char *)sendbuf + (size_t)comm->rank * part;
-  if ((const void *)mine != recvbuf && overlap(sendbuf, part * (size_t)n, recvbuf, part))
-    return bad_overlap(fn, "recvbuf == sendbuf + rank * recvcount elements");
-  HRING_CHECK(hring__coll_host_prelude(comm, stream));
+  const size_t es = hring_type_size(c->type), part = c->count * es;
   if (n == 1) {
-    if (recvbuf != sendbuf) memmove(recvbuf, sendbuf, part);
+    if (c->recvbuf != c->sendbuf) memmove(c->recvbuf, c->sendbuf, part);
     return HRING_SUCCESS; /* AVG over one rank divides by 1 */
   }
   if (use_pairwise(comm, part)) {
-    hring__coll_begin(comm, HRING_COLL_REDUCE_SCATTER, ++comm->seq, recvcount, type, op, -1);
-    hring_coll_args_t a = {sendbuf, recvbuf, recvcount, es, type, op, 0};
+    hring__coll_begin(comm, HRING_COLL_REDUCE_SCATTER, ++comm->seq, c->count, c->type, c->op, -1);
+    hring_coll_args_t a = {c->sendbuf, c->recvbuf, c->count, es, c->type, c->op, 0};
     return finish(comm, hring__reduce_scatter_pairwise(comm, &a));
   }
   int *world = malloc(sizeof(int) * (size_t)n);
   /* The peers are already on their way in: tell them. */
-  if (!world) return finish(comm, hring__err(HRING_ERR_NO_MEMORY, "%s: group of %d ranks", fn, n));
+  if (!world)
+    return finish(comm, hring__err(HRING_ERR_NO_MEMORY, "%s: group of %d ranks", c->fn, n));
   hring_group_t g;
   hring__group_world(comm, &g, world);
-  hring__coll_begin(comm, HRING_COLL_REDUCE_SCATTER, ++comm->seq, recvcount, type, op, -1);
-  hring_result_t r = hring__group_reduce_scatter(comm, &g, sendbuf, recvbuf, recvcount * (size_t)n,
-                                                 type, op, op == HRING_AVG ? n : 1,
-                                                 chunk_for(comm, part));
+  hring__coll_begin(comm, HRING_COLL_REDUCE_SCATTER, ++comm->seq, c->count, c->type, c->op, -1);
+  hring_result_t r = hring__group_reduce_scatter(comm, &g, c->sendbuf, c->recvbuf,
+                                                 c->count * (size_t)n, c->type, c->op,
+                                                 c->op == HRING_AVG ? n : 1, chunk_for(comm, part));
   free(world);
   return finish(comm, r);
 }
 
-static hring_result_t allgather_held(const void *sendbuf, void *recvbuf, size_t sendcount,
-                                     hring_datatype_t type, struct hring_comm *comm,
-                                     void *stream) {
-  static const char fn[] = "hring_allgather";
-  HRING_CHECK(hring__coll_check(fn, sendbuf, recvbuf, sendcount, type, 0, HRING_SUM, comm));
-  if (sendcount == 0) return HRING_SUCCESS;
+static hring_result_t allgather_run(struct hring_comm *comm, const hring_call_t *c) {
   const int n = comm->nranks;
-  const size_t es = hring_type_size(type), part = sendcount * es;
-  HRING_CHECK(host_only(fn, sendbuf, recvbuf));
-  char *mine = (char *)recvbuf + (size_t)comm->rank * part;
-  if ((const void *)mine != sendbuf && overlap(sendbuf, part, recvbuf, part * (size_t)n))
-    return bad_overlap(fn, "sendbuf == recvbuf + rank * sendcount elements");
-  HRING_CHECK(hring__coll_host_prelude(comm, stream));
+  const size_t es = hring_type_size(c->type), part = c->count * es;
   if (n == 1) {
-    if (recvbuf != sendbuf) memmove(recvbuf, sendbuf, part);
+    if (c->recvbuf != c->sendbuf) memmove(c->recvbuf, c->sendbuf, part);
     return HRING_SUCCESS;
   }
   if (use_pairwise(comm, part)) {
-    hring__coll_begin(comm, HRING_COLL_ALLGATHER, ++comm->seq, sendcount, type, 0, -1);
-    return finish(comm, hring__allgather_pairwise(comm, sendbuf, recvbuf, part));
+    hring__coll_begin(comm, HRING_COLL_ALLGATHER, ++comm->seq, c->count, c->type, 0, -1);
+    return finish(comm, hring__allgather_pairwise(comm, c->sendbuf, c->recvbuf, part));
   }
   int *world = malloc(sizeof(int) * (size_t)n);
   /* The peers are already on their way in: tell them. */
-  if (!world) return finish(comm, hring__err(HRING_ERR_NO_MEMORY, "%s: group of %d ranks", fn, n));
+  if (!world)
+    return finish(comm, hring__err(HRING_ERR_NO_MEMORY, "%s: group of %d ranks", c->fn, n));
   hring_group_t g;
   hring__group_world(comm, &g, world);
-  hring__coll_begin(comm, HRING_COLL_ALLGATHER, ++comm->seq, sendcount, type, 0, -1);
+  hring__coll_begin(comm, HRING_COLL_ALLGATHER, ++comm->seq, c->count, c->type, 0, -1);
   /* The ring gathers in place: this rank's part goes to its slot first. */
-  if ((const void *)mine != sendbuf) memcpy(mine, sendbuf, part);
+  char *mine = (char *)c->recvbuf + (size_t)comm->rank * part;
+  if ((const void *)mine != c->sendbuf) memcpy(mine, c->sendbuf, part);
   hring_result_t r =
-      hring__group_allgather(comm, &g, recvbuf, sendcount * (size_t)n, es, chunk_for(comm, part));
+      hring__group_allgather(comm, &g, c->recvbuf, c->count * (size_t)n, es, chunk_for(comm, part));
   free(world);
   return finish(comm, r);
 }
 
-static hring_result_t broadcast_held(const void *sendbuf, void *recvbuf, size_t count,
-                                     hring_datatype_t type, int root, struct hring_comm *comm,
-                                     void *stream) {
-  static const char fn[] = "hring_broadcast";
-  HRING_CHECK(check_root(fn, root, comm));
-  const int is_root = comm->rank == root;
-  /* sendbuf is read on root only, and may be NULL elsewhere. */
-  const void *src = is_root ? sendbuf : recvbuf;
-  HRING_CHECK(hring__coll_check(fn, src, recvbuf, count, type, 0, HRING_SUM, comm));
-  if (count == 0) return HRING_SUCCESS;
-  const size_t bytes = count * hring_type_size(type);
-  HRING_CHECK(host_only(fn, src, recvbuf));
-  if (is_root && sendbuf != recvbuf && overlap(sendbuf, bytes, recvbuf, bytes))
-    return bad_overlap(fn, "sendbuf == recvbuf");
-  HRING_CHECK(hring__coll_host_prelude(comm, stream));
+static hring_result_t broadcast_run(struct hring_comm *comm, const hring_call_t *c) {
+  const size_t bytes = c->count * hring_type_size(c->type);
+  const void *src = comm->rank == c->root ? c->sendbuf : c->recvbuf;
   if (comm->nranks == 1) {
-    if (recvbuf != sendbuf) memmove(recvbuf, sendbuf, bytes);
+    if (c->recvbuf != c->sendbuf) memmove(c->recvbuf, c->sendbuf, bytes);
     return HRING_SUCCESS;
   }
-  hring__coll_begin(comm, HRING_COLL_BROADCAST, ++comm->seq, count, type, 0, root);
-  return finish(comm, hring__bcast_rooted(comm, src, recvbuf, bytes, root,
+  hring__coll_begin(comm, HRING_COLL_BROADCAST, ++comm->seq, c->count, c->type, 0, c->root);
+  return finish(comm, hring__bcast_rooted(comm, src, c->recvbuf, bytes, c->root,
                                           chunk_for(comm, bytes / (size_t)comm->nranks)));
 }
 
-static hring_result_t reduce_held(const void *sendbuf, void *recvbuf, size_t count,
-                                  hring_datatype_t type, hring_redop_t op, int root,
-                                  struct hring_comm *comm, void *stream) {
-  static const char fn[] = "hring_reduce";
-  HRING_CHECK(check_root(fn, root, comm));
-  const int is_root = comm->rank == root;
-  /* recvbuf is written on root only, and may be NULL elsewhere. */
-  void *dst = is_root ? recvbuf : NULL;
-  HRING_CHECK(hring__coll_check(fn, sendbuf, is_root ? recvbuf : sendbuf, count, type, 1, op,
-                                comm));
-  if (count == 0) return HRING_SUCCESS;
-  const size_t es = hring_type_size(type), bytes = count * es;
-  HRING_CHECK(host_only(fn, sendbuf, dst));
-  if (is_root && sendbuf != recvbuf && overlap(sendbuf, bytes, recvbuf, bytes))
-    return bad_overlap(fn, "sendbuf == recvbuf");
-  HRING_CHECK(hring__coll_host_prelude(comm, stream));
+static hring_result_t reduce_run(struct hring_comm *comm, const hring_call_t *c) {
+  const size_t es = hring_type_size(c->type), bytes = c->count * es;
   if (comm->nranks == 1) {
-    if (recvbuf != sendbuf) memmove(recvbuf, sendbuf, bytes);
+    if (c->recvbuf != c->sendbuf) memmove(c->recvbuf, c->sendbuf, bytes);
     return HRING_SUCCESS;
   }
-  hring__coll_begin(comm, HRING_COLL_REDUCE, ++comm->seq, count, type, op, root);
-  hring_coll_args_t a = {sendbuf, dst, count, es, type, op, 0};
-  return finish(comm, hring__reduce_rooted(comm, &a, root,
+  hring__coll_begin(comm, HRING_COLL_REDUCE, ++comm->seq, c->count, c->type, c->op, c->root);
+  hring_coll_args_t a = {c->sendbuf, comm->rank == c->root ? c->recvbuf : NULL, c->count, es,
+                         c->type, c->op, 0};
+  return finish(comm, hring__reduce_rooted(comm, &a, c->root,
                                            chunk_for(comm, bytes / (size_t)comm->nranks)));
 }
 
-static hring_result_t barrier_held(struct hring_comm *comm, void *stream) {
-  /* No buffer: the check is of the communicator's state. */
-  HRING_CHECK(hring__coll_check("hring_barrier", NULL, NULL, 0, HRING_UINT8, 0, HRING_SUM, comm));
-  HRING_CHECK(hring__coll_host_prelude(comm, stream));
+static hring_result_t barrier_run(struct hring_comm *comm, const hring_call_t *c) {
+  (void)c;
   if (comm->nranks == 1) return HRING_SUCCESS;
   hring__coll_begin(comm, HRING_COLL_BARRIER, ++comm->seq, 0, HRING_UINT8, 0, -1);
   return finish(comm, hring__barrier_run(comm));
 }
 
-HRING_API hring_result_t hring_reduce_scatter(const void *sendbuf, void *recvbuf,
-                                              size_t recvcount, hring_datatype_t type,
-                                              hring_redop_t op, hring_comm_t comm, void *stream) {
-  HRING_CHECK(hring__comm_enter(comm, "hring_reduce_scatter"));
-  hring_result_t r = reduce_scatter_held(sendbuf, recvbuf, recvcount, type, op, comm, stream);
+hring_result_t hring__call_run(struct hring_comm *comm, const hring_call_t *c) {
+  switch (c->kind) {
+    case HRING_CALL_ALLREDUCE: return hring__allreduce_host(comm, c);
+    case HRING_CALL_REDUCE_SCATTER: return reduce_scatter_run(comm, c);
+    case HRING_CALL_ALLGATHER: return allgather_run(comm, c);
+    case HRING_CALL_BROADCAST: return broadcast_run(comm, c);
+    case HRING_CALL_REDUCE: return reduce_run(comm, c);
+    case HRING_CALL_BARRIER: return barrier_run(comm, c);
+  }
+  return hring__err(HRING_ERR_INTERNAL, "%s: unknown collective %d", c->fn, (int)c->kind);
+}
+
+/* ---- the blocking calls ---- */
+
+/* Checks, then (unless there is nothing to move) takes the executor
+ * after the queued nonblocking collectives, waits for the stream and the
+ * device work, and runs. */
+static hring_result_t call_blocking(const hring_call_t *c, hring_comm_t comm, void *stream) {
+  HRING_CHECK(hring__comm_enter(comm, c->fn));
+  hring_result_t r = hring__call_check(c, comm);
+  if (r == HRING_SUCCESS && !hring__call_empty(c)) {
+    int held;
+    r = hring__coll_claim(c->fn, comm, &held);
+    if (r == HRING_SUCCESS) {
+      r = hring__coll_host_prelude(comm, stream);
+      if (r == HRING_SUCCESS) r = hring__call_run(comm, c);
+      hring__coll_release(comm, held);
+    }
+  }
   hring__comm_leave(comm);
   return r;
 }
 
+HRING_API hring_result_t hring_reduce_scatter(const void *sendbuf, void *recvbuf,
+                                              size_t recvcount, hring_datatype_t type,
+                                              hring_redop_t op, hring_comm_t comm, void *stream) {
+  hring_call_t c = {HRING_CALL_REDUCE_SCATTER, "hring_reduce_scatter", sendbuf, recvbuf,
+                    recvcount, type, op, -1};
+  return call_blocking(&c, comm, stream);
+}
+
 HRING_API hring_result_t hring_allgather(const void *sendbuf, void *recvbuf, size_t sendcount,
                                          hring_datatype_t type, hring_comm_t comm, void *stream) {
-  HRING_CHECK(hring__comm_enter(comm, "hring_allgather"));
-  hring_result_t r = allgather_held(sendbuf, recvbuf, sendcount, type, comm, stream);
-  hring__comm_leave(comm);
-  return r;
+  hring_call_t c = {HRING_CALL_ALLGATHER, "hring_allgather", sendbuf, recvbuf, sendcount, type,
+                    HRING_SUM, -1};
+  return call_blocking(&c, comm, stream);
 }
 
 HRING_API hring_result_t hring_broadcast(const void *sendbuf, void *recvbuf, size_t count,
                                          hring_datatype_t type, int root, hring_comm_t comm,
                                          void *stream) {
-  HRING_CHECK(hring__comm_enter(comm, "hring_broadcast"));
-  hring_result_t r = broadcast_held(sendbuf, recvbuf, count, type, root, comm, stream);
-  hring__comm_leave(comm);
-  return r;
+  hring_call_t c = {HRING_CALL_BROADCAST, "hring_broadcast", sendbuf, recvbuf, count, type,
+                    HRING_SUM, root};
+  return call_blocking(&c, comm, stream);
 }
 
 HRING_API hring_result_t hring_reduce(const void *sendbuf, void *recvbuf, size_t count,
                                       hring_datatype_t type, hring_redop_t op, int root,
                                       hring_comm_t comm, void *stream) {
-  HRING_CHECK(hring__comm_enter(comm, "hring_reduce"));
-  hring_result_t r = reduce_held(sendbuf, recvbuf, count, type, op, root, comm, stream);
-  hring__comm_leave(comm);
-  return r;
+  hring_call_t c = {HRING_CALL_REDUCE, "hring_reduce", sendbuf, recvbuf, count, type, op, root};
+  return call_blocking(&c, comm, stream);
 }
 
 HRING_API hring_result_t hring_barrier(hring_comm_t comm, void *stream) {
-  HRING_CHECK(hring__comm_enter(comm, "hring_barrier"));
-  hring_result_t r = barrier_held(comm, stream);
-  hring__comm_leave(comm);
-  return r;
+  hring_call_t c = {HRING_CALL_BARRIER, "hring_barrier", NULL, NULL, 0, HRING_UINT8, HRING_SUM, -1};
+  return call_blocking(&c, comm, stream);
 }

@@ -40,6 +40,7 @@
  * copied to all others, so every rank holds the same bits; AVG sums
  * everywhere and divides once, by nranks, in that final reduction.
  */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "algos/algo.h"
@@ -61,6 +62,12 @@
  * and a ring's members must cut alike: this depends on the call only. */
 static size_t inter_chunk(const struct hring_comm *comm, size_t bytes, int n) {
   if (comm->chunk_size > 0) return (size_t)comm->chunk_size;
+  /* Some node has more ranks than cores (agreed, so the same everywhere):
+   * every message may wait for a rank to be scheduled, and that wait, not
+   * the wire, bounds a step.  Whole parts (the slot caps them) then halve
+   * the steps of a 64 KiB call on 4 nodes of 2 ranks on 2 cores, as
+   * hring__ring_chunk does for the flat ring. */
+  if (comm->oversub_any) return SIZE_MAX;
   size_t c = bytes / (size_t)n / INTER_CHUNKS_PER_PART;
   if (c < INTER_CHUNK_MIN) c = INTER_CHUNK_MIN;
   return (c + CHUNK_ALIGN - 1) & ~(size_t)(CHUNK_ALIGN - 1);

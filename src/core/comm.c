@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/pmix.h"
+#include "core/progress.h"
 #include "core/socket.h"
 #include "core/topo.h"
 #include "core/visibility.h"
@@ -160,6 +161,9 @@ static void node_identity(char *out, size_t len) {
 
 static void comm_free(struct hring_comm *c, int drain) {
   if (!c) return;
+  /* Destroy drained the nonblocking queue already; abort fails what is
+   * left of it and joins the progress thread. */
+  hring__progress_close(c, 0);
   hring__dev_close(c, drain);
   hring__choice_free(c);
   /* Peers tell a rank that left from one that died (wire.h). */
@@ -411,8 +415,13 @@ HRING_API hring_result_t hring_comm_get_async_error(hring_comm_t comm, hring_res
 }
 
 HRING_API hring_result_t hring_comm_destroy(hring_comm_t comm) {
-  HRING_CHECK(hring__comm_check(comm, "hring_comm_destroy"));
-  if (!reg_remove(comm))
+  /* Held while the queued nonblocking collectives finish (they need the
+   * handle registered), so a concurrent abort waits for them. */
+  HRING_CHECK(hring__comm_enter(comm, "hring_comm_destroy"));
+  hring__progress_close(comm, 1);
+  int removed = reg_remove(comm);
+  hring__comm_leave(comm);
+  if (!removed)
     return hring__err(HRING_ERR_INVALID_ARGUMENT, "hring_comm_destroy: already destroyed");
   comm_free(comm, 1);
   return HRING_SUCCESS;

@@ -29,6 +29,7 @@ typedef struct {
 
 struct hring_bootstrap;
 struct hring_choice;
+struct hring_progress;
 
 struct hring_comm {
   uint64_t magic; /* HRING_COMM_MAGIC while alive */
@@ -73,6 +74,10 @@ struct hring_comm {
   char async_msg[256];
 
   struct hring_dev_state *dev; /* device collectives (algos/device.h), lazily */
+  /* Nonblocking collectives (core/progress.h), from the first one on;
+   * atomic because a thread waiting a request reads it while destroy
+   * clears it. */
+  _Atomic(struct hring_progress *) progress;
 };
 
 #define HRING_COMM_MAGIC 0x68726e67636f6d6dULL /* "hrngcomm" */

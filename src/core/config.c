@@ -65,6 +65,15 @@ static const hring_cfg_entry_t table[HRING_CFG_COUNT] = {
                         "pin each rank: none, core (a core of its own), numa (the cores of one NUMA node)"},
     [HRING_CFG_MODEL_FILE] = {"HRING_MODEL_FILE", NULL, "path",
                               "cost model parameters to load (written by hring-tune); default: built-in"},
+    [HRING_CFG_PROGRESS] = {"HRING_PROGRESS", "thread", "name",
+                            "who moves nonblocking collectives: thread (a background thread per "
+                            "communicator, asleep when idle) or caller (inside hring_test/wait)"},
+    [HRING_CFG_FUSION] = {"HRING_FUSION", "planned", "mode",
+                          "default gradient bucketing of hring_fusion.h: none, threshold:BYTES, "
+                          "ddp, planned"},
+    [HRING_CFG_FUSION_REPLAN] = {"HRING_FUSION_REPLAN", "20", "steps",
+                                 "fusion: steps between agreed re-measurements of the backward "
+                                 "timing (the plan is recomputed when it drifted)"},
 };
 
 const hring_cfg_entry_t *hring__cfg_table(void) { return table; }

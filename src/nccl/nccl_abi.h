@@ -87,6 +87,9 @@ typedef enum {
   ncclScalarHostImmediate = 1
 } ncclScalarResidence_t;
 
+/* The color of ncclCommSplit that puts a rank in no new communicator. */
+#define NCCL_SPLIT_NOCOLOR -1
+
 /* Communicator configuration (ncclConfig_v22800).  NCCL_CONFIG_INITIALIZER
  * sets size, magic and version and leaves every other field "undefined"; a
  * config from an older release is shorter (smaller size, older version) and
@@ -166,6 +169,8 @@ ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,
                            cudaStream_t stream);
 ncclResult_t ncclGroupStart(void);
 ncclResult_t ncclGroupEnd(void);
+ncclResult_t ncclCommSplit(ncclComm_t comm, int color, int key, ncclComm_t *newcomm,
+                           ncclConfig_t *config);
 
 /* Declared by nccl.h but not implemented by hring yet: they exist so that a
  * program linked against NCCL loads, and return ncclInvalidUsage with a
@@ -173,8 +178,6 @@ ncclResult_t ncclGroupEnd(void);
 ncclResult_t ncclMemAlloc(void **ptr, size_t size);
 ncclResult_t ncclMemFree(void *ptr);
 ncclResult_t ncclCommRevoke(ncclComm_t comm, int revokeFlags);
-ncclResult_t ncclCommSplit(ncclComm_t comm, int color, int key, ncclComm_t *newcomm,
-                           ncclConfig_t *config);
 ncclResult_t ncclCommShrink(ncclComm_t comm, int *excludeRanksList, int excludeRanksCount,
                             ncclComm_t *newcomm, ncclConfig_t *config, int shrinkFlags);
 ncclResult_t ncclCommInitRankScalable(ncclComm_t *newcomm, int nranks, int myrank, int nId,

@@ -2,7 +2,7 @@
  * nccl_group.c - ncclGroupStart/ncclGroupEnd and the runner that executes
  * queued operations, one thread per communicator.
  *
- * Inside a group, NCCL defers collectives (and communicator inits) to the
+ * Inside a group, NCCL defers collectives (and communicator inits and splits) to the
  * outermost ncclGroupEnd.  That is what lets one thread drive several ranks
  * of one communicator: NCCL launches them together on their GPUs.  hring's
  * calls are host-synchronous and one communicator is driven by one thread at
@@ -52,6 +52,7 @@ const char *hring__nccl_op_name(hring__nccl_op_kind_t kind) {
   case HRING__NCCL_OP_ALLGATHER: return "ncclAllGather";
   case HRING__NCCL_OP_BROADCAST: return "ncclBroadcast";
   case HRING__NCCL_OP_REDUCE: return "ncclReduce";
+  case HRING__NCCL_OP_SPLIT: return "ncclCommSplit";
   }
   return "?";
 }
@@ -66,6 +67,8 @@ ncclResult_t hring__nccl_op_run(const hring__nccl_op_t *op) {
                              "ncclCommInitRank: comm %p was aborted before its init ran",
                              (void *)comm);
     return hring__nccl_comm_init(comm, &op->id);
+  case HRING__NCCL_OP_SPLIT:
+    return hring__nccl_split_run(op);
   default: {
     const char *call = hring__nccl_op_name(op->kind);
     if (state != HRING__NCCL_READY)
@@ -209,6 +212,10 @@ HRING__NCCL_API ncclResult_t ncclGroupEnd(void) {
   group_ops = NULL;
   group_nops = group_cap = 0;
   ncclResult_t res = hring__nccl_run_ops(ops, nops);
+  /* The handles of splits that failed or were skipped after an earlier
+   * failure on their parent (the others now belong to the caller). */
+  for (int i = 0; i < nops; i++)
+    if (ops[i].kind == HRING__NCCL_OP_SPLIT) hring__nccl_split_release(ops[i].child);
   free(ops);
   return res;
 }

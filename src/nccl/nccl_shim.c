@@ -5,6 +5,7 @@
  * Buffers are host memory and no CUDA device is used; see docs/nccl-shim.md
  * for what each call does and how it differs from NCCL.
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,25 +193,24 @@ ncclResult_t hring__nccl_comm_init(struct ncclComm *comm, const ncclUniqueId *id
  * completes before it returns, which a nonblocking caller also handles (it
  * sees ncclSuccess where NCCL may say ncclInProgress).  The other fields tune
  * GPU kernels and networks that the shim does not use. */
-static ncclResult_t config_check(const ncclConfig_t *config) {
+static ncclResult_t config_check(const ncclConfig_t *config, const char *call) {
   if (config == NULL) return ncclSuccess;
   if (config->magic != NCCL_CONFIG_MAGIC)
     return hring__nccl_err(ncclInvalidArgument,
-                           "ncclCommInitRankConfig: config not initialized with "
-                           "NCCL_CONFIG_INITIALIZER (magic 0x%x)",
-                           config->magic);
+                           "%s: config not initialized with NCCL_CONFIG_INITIALIZER (magic 0x%x)",
+                           call, config->magic);
   /* ncclConfig_t appeared in NCCL 2.14. */
   if (config->version < NCCL_VERSION(2, 14, 0))
     return hring__nccl_err(ncclInvalidArgument,
-                           "ncclCommInitRankConfig: config version %u predates ncclConfig_t",
+                           "%s: config version %u predates ncclConfig_t", call,
                            config->version);
   if (config->size < offsetof(ncclConfig_t, blocking) + sizeof config->blocking)
-    return hring__nccl_err(ncclInvalidArgument, "ncclCommInitRankConfig: config size %zu too small",
+    return hring__nccl_err(ncclInvalidArgument, "%s: config size %zu too small", call,
                            config->size);
   int b = config->blocking;
   if (b != NCCL_CONFIG_UNDEF_INT && b != 0 && b != 1)
     return hring__nccl_err(ncclInvalidArgument,
-                           "ncclCommInitRankConfig: config blocking %d is not 0 or 1", b);
+                           "%s: config blocking %d is not 0 or 1", call, b);
   return ncclSuccess;
 }
 
@@ -256,7 +256,7 @@ HRING__NCCL_API ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, nccl
 HRING__NCCL_API ncclResult_t ncclCommInitRankConfig(ncclComm_t *comm, int nranks,
                                                     ncclUniqueId commId, int rank,
                                                     ncclConfig_t *config) {
-  ncclResult_t r = config_check(config);
+  ncclResult_t r = config_check(config, "ncclCommInitRankConfig");
   if (r != ncclSuccess) return r;
   return comm_init_rank("ncclCommInitRankConfig", comm, nranks, &commId, rank);
 }
@@ -405,6 +405,98 @@ HRING__NCCL_API ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t
   return ncclSuccess;
 }
 
+/* ------------------------------------------------------------------------ */
+/* ncclCommSplit                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* The color a refused call passes to hring_comm_split: invalid there, so
+ * that this rank still takes part in the first exchange and every other
+ * rank returns an error instead of waiting for it. */
+#define SPLIT_REFUSED INT_MIN
+
+_Static_assert(NCCL_SPLIT_NOCOLOR == HRING_SPLIT_NOCOLOR, "the no-color values agree");
+
+ncclResult_t hring__nccl_split_run(const hring__nccl_op_t *op) {
+  struct ncclComm *parent = op->comm;
+  int state = atomic_load(&parent->state);
+  if (state != HRING__NCCL_READY)
+    return hring__nccl_err(ncclInvalidUsage, "ncclCommSplit: comm %p is not usable (%s)",
+                           (void *)parent,
+                           state == HRING__NCCL_ABORTED  ? "aborted"
+                           : state == HRING__NCCL_FAILED ? "its init failed"
+                                                         : "its init has not run");
+  hring_comm_t child = NULL;
+  hring_result_t hr = hring_comm_split(parent->hcomm, op->color, op->key, &child);
+  if (hr != HRING_SUCCESS) return hring__nccl_err_hring(hr, "ncclCommSplit");
+  if (child == NULL) return ncclSuccess; /* NCCL_SPLIT_NOCOLOR: *newcomm stays NULL */
+  struct ncclComm *c = op->child;
+  if (c == NULL || op->newcomm == NULL) {
+    /* Cannot happen (a color without a handle is refused at the call);
+     * the peers keep theirs and see this rank leave. */
+    (void)hring_comm_destroy(child);
+    return hring__nccl_err(ncclInternalError, "ncclCommSplit: no handle for the new comm");
+  }
+  (void)hring_comm_size(child, &c->nranks);
+  (void)hring_comm_rank(child, &c->rank);
+  c->hcomm = child;
+  /* NCCL's child uses its parent's device. */
+  c->cuda_dev = parent->cuda_dev;
+  atomic_store(&c->state, HRING__NCCL_READY);
+  *op->newcomm = c;
+  return ncclSuccess;
+}
+
+void hring__nccl_split_release(struct ncclComm *child) {
+  if (child != NULL && atomic_load(&child->state) != HRING__NCCL_READY)
+    hring__nccl_comm_free(child);
+}
+
+/* As NCCL: collective over `comm`; *newcomm is NULL until the split has
+ * run (at once, or at the outermost ncclGroupEnd inside a group, which is
+ * how one thread splits several ranks of this process) and stays NULL for
+ * NCCL_SPLIT_NOCOLOR.  A call refused here (NULL newcomm, bad config, no
+ * memory) still takes part, with an invalid color, so that no peer waits
+ * for it; a NULL, dead or aborted comm cannot take part at all. */
+HRING__NCCL_API ncclResult_t ncclCommSplit(ncclComm_t comm, int color, int key,
+                                           ncclComm_t *newcomm, ncclConfig_t *config) {
+  ncclResult_t r = hring__nccl_comm_check(comm, "ncclCommSplit");
+  if (r != ncclSuccess) return r;
+  ncclResult_t refused = ncclSuccess;
+  char why[512] = ""; /* HRING__NCCL_ERR_MAX */
+  if (newcomm == NULL)
+    refused = hring__nccl_err(ncclInvalidArgument, "ncclCommSplit: newcomm is NULL");
+  else
+    *newcomm = NULL;
+  if (refused == ncclSuccess) refused = config_check(config, "ncclCommSplit");
+  hring__nccl_op_t op = {.kind = HRING__NCCL_OP_SPLIT, .comm = comm, .color = color, .key = key,
+                         .newcomm = newcomm};
+  if (refused == ncclSuccess && color != NCCL_SPLIT_NOCOLOR && color >= 0) {
+    op.child = hring__nccl_comm_new(0, 0);
+    if (op.child == NULL)
+      refused = hring__nccl_err(ncclSystemError, "ncclCommSplit: out of memory");
+  }
+  if (refused != ncclSuccess) {
+    snprintf(why, sizeof why, "%s", hring__nccl_last_error());
+    op.color = SPLIT_REFUSED;
+  }
+
+  if (hring__nccl_group_depth() > 0) {
+    /* Runs at the outermost ncclGroupEnd, in issue order with the other
+     * operations on `comm`, which frees op.child if the split does not hand
+     * it out. */
+    r = hring__nccl_group_enqueue(&op);
+    if (r != ncclSuccess) {
+      hring__nccl_comm_free(op.child);
+      return r;
+    }
+    return refused != ncclSuccess ? hring__nccl_err(refused, "%s", why) : ncclSuccess;
+  }
+  r = hring__nccl_split_run(&op);
+  hring__nccl_split_release(op.child);
+  if (refused != ncclSuccess) return hring__nccl_err(refused, "%s", why);
+  return r;
+}
+
 HRING__NCCL_ALIAS(const char *, ncclGetErrorString, (ncclResult_t result));
 HRING__NCCL_ALIAS(const char *, ncclGetLastError, (ncclComm_t comm));
 HRING__NCCL_ALIAS(ncclResult_t, ncclGetVersion, (int *version));
@@ -423,3 +515,6 @@ HRING__NCCL_ALIAS(ncclResult_t, ncclCommUserRank, (const ncclComm_t comm, int *r
 HRING__NCCL_ALIAS(ncclResult_t, ncclCommCuDevice, (const ncclComm_t comm, int *device));
 HRING__NCCL_ALIAS(ncclResult_t, ncclCommGetAsyncError,
                   (ncclComm_t comm, ncclResult_t *asyncError));
+HRING__NCCL_ALIAS(ncclResult_t, ncclCommSplit,
+                  (ncclComm_t comm, int color, int key, ncclComm_t *newcomm,
+                   ncclConfig_t *config));

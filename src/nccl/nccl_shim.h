@@ -92,6 +92,7 @@ typedef enum {
   HRING__NCCL_OP_ALLGATHER,
   HRING__NCCL_OP_BROADCAST,
   HRING__NCCL_OP_REDUCE,
+  HRING__NCCL_OP_SPLIT,     /* ncclCommSplit called inside a group: comm is the parent */
 } hring__nccl_op_kind_t;
 
 typedef struct {
@@ -109,7 +110,27 @@ typedef struct {
   void *stream;           /* cudaStream_t; device buffers are enqueued on it */
   /* HRING__NCCL_OP_INIT */
   ncclUniqueId id;
+  /* HRING__NCCL_OP_SPLIT: the color given to hring_comm_split (a refused
+   * call passes an invalid one, so that the other ranks fail too), the key,
+   * where the new handle goes, and the handle itself, made at the call so
+   * that running the split cannot fail for want of memory after the peers
+   * have made theirs (NULL for NCCL_SPLIT_NOCOLOR) */
+  int color, key;
+  ncclComm_t *newcomm;
+  struct ncclComm *child;
 } hring__nccl_op_t;
+
+/* --- ncclCommSplit (nccl_shim.c) --- */
+
+/* Runs a split (queued or not): hring_comm_split on the parent, and on
+ * success the new handle goes READY into *op->newcomm (left NULL for
+ * NCCL_SPLIT_NOCOLOR).  op->child stays the caller's: free it with
+ * hring__nccl_split_release once the op has run or was skipped. */
+ncclResult_t hring__nccl_split_run(const hring__nccl_op_t *op);
+/* Frees a split's handle unless the split handed it to the caller. */
+void hring__nccl_split_release(struct ncclComm *child);
+
+/* --- groups (nccl_group.c) --- */
 
 /* Depth of this thread's ncclGroupStart nesting (0 outside any group). */
 int hring__nccl_group_depth(void);

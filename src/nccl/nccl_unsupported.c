@@ -13,7 +13,8 @@
 static ncclResult_t unsupported(const char *call) {
   return hring__nccl_err(ncclInvalidUsage,
                          "%s is not supported by hring's NCCL shim (implemented: communicator "
-                         "calls, ncclAllReduce, ncclReduceScatter, ncclAllGather, "
+                         "calls, ncclCommSplit, ncclAllReduce, ncclReduceScatter, "
+                         "ncclAllGather, "
                          "ncclBroadcast, ncclBcast, ncclReduce, groups, memory and "
                          "registration)",
                          call);
@@ -22,12 +23,6 @@ static ncclResult_t unsupported(const char *call) {
 HRING__NCCL_API ncclResult_t ncclCommRevoke(ncclComm_t comm, int revokeFlags) {
   (void)comm, (void)revokeFlags;
   return unsupported("ncclCommRevoke");
-}
-
-HRING__NCCL_API ncclResult_t ncclCommSplit(ncclComm_t comm, int color, int key,
-                                           ncclComm_t *newcomm, ncclConfig_t *config) {
-  (void)comm, (void)color, (void)key, (void)newcomm, (void)config;
-  return unsupported("ncclCommSplit");
 }
 
 HRING__NCCL_API ncclResult_t ncclCommShrink(ncclComm_t comm, int *excludeRanksList,
@@ -116,9 +111,6 @@ HRING__NCCL_API ncclResult_t ncclGroupSimulateEnd(ncclSimInfo_t *simInfo) {
 }
 
 HRING__NCCL_ALIAS(ncclResult_t, ncclCommRevoke, (ncclComm_t comm, int revokeFlags));
-HRING__NCCL_ALIAS(ncclResult_t, ncclCommSplit,
-                  (ncclComm_t comm, int color, int key, ncclComm_t *newcomm,
-                   ncclConfig_t *config));
 HRING__NCCL_ALIAS(ncclResult_t, ncclCommShrink,
                   (ncclComm_t comm, int *excludeRanksList, int excludeRanksCount,
                    ncclComm_t *newcomm, ncclConfig_t *config, int shrinkFlags));

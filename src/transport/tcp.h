@@ -81,5 +81,8 @@ hring_result_t hring__tcp_progress(hring_conn_t *c);
 hring_result_t hring__tcp_flush(hring_conn_t *c);
 hring_result_t hring__tcp_health(hring_conn_t *c, int level);
 void hring__tcp_notify(hring_conn_t *c, int state, hring_result_t code, const char *why);
+/* Whether c's failure notice still waits for the peer to acknowledge it
+ * (tcp_data.c says why teardown waits for that); drops what the peer sent. */
+int hring__tcp_notice_pending(hring_conn_t *c);
 
 #endif

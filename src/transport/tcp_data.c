@@ -27,6 +27,19 @@
  *   frames instead of two per frame.
  * An idle progress() costs one recvmsg that returns EAGAIN.
  *
+ * Notices (wire.h) are found even when the receive slots are full.  A
+ * failed peer's notice is the last frame it sends, so it can sit behind
+ * frames this rank has no slot for yet; and when the peer's process exits
+ * with data of ours still unread, its socket resets, which fails our next
+ * write although what it sent before is still readable here.  So, on a
+ * write error, a reset or an end of stream, and at a health poll that finds
+ * the connection stuck behind full slots, the socket is read ahead into a
+ * spill buffer (at most 4 MiB, or the receive slots' size) and the
+ * frame headers there are scanned for a notice (look_ahead).  Spilled
+ * bytes are the stream's continuation: the regular path takes them, in
+ * order, before it reads the socket again.  Reading ahead also opens the
+ * receive window, so a notice still in the peer's socket can come in.
+ *
  * A peer whose host vanishes (power loss: no FIN, no RST) is found by the
  * health poll: the kernel's keepalive keeps a live peer's acknowledgements
  * coming, and silence of HRING_SOCK_SILENCE_MS on a connection is reported
@@ -47,7 +60,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
 #include <sys/uio.h>
+#include <linux/sockios.h>
 #include <unistd.h>
 
 #include "core/comm.h"
@@ -70,6 +85,10 @@
 /* How long a failing rank waits for socket room for its notice: a peer that
  * reads nothing for this long learns of the failure by the close alone. */
 #define NOTICE_WAIT_MS 100
+/* First allocation of a spill buffer (it doubles up to spill_max), and the
+ * most it holds unless the receive slots hold more. */
+#define TCP_SPILL_MIN (64 * 1024)
+#define TCP_SPILL_MAX (4 * 1024 * 1024)
 
 typedef struct {
   uint32_t len;
@@ -95,6 +114,8 @@ typedef struct {
   hring_result_t err; /* sticky: once broken, every call returns it */
   int eof;            /* the peer closed its end (seen by a read of 0) */
   int vanished;       /* err is the peer's silence: a death, not a notice */
+  int shut;           /* a failure notice was queued and the socket shut */
+  int why_logged;     /* the peer's notice has been reported once */
 
   /* Send FIFO: frames [s_sent, s_posted) are queued; s_off bytes (header
    * included) of frame s_sent are already in the socket. */
@@ -124,6 +145,14 @@ typedef struct {
   /* Bytes read past a header that are not yet in their place:
    * stage[st_off, st_len). */
   size_t st_off, st_len;
+  /* Bytes read ahead of the slots (look_ahead), after the stage's in the
+   * stream: spill[sp_off, sp_len) of sp_cap. */
+  uint8_t *spill;
+  size_t sp_off, sp_len, sp_cap;
+  /* r_released at the previous health poll (stuck behind full slots since
+   * then when it has not moved), and whether there was one. */
+  uint64_t la_released;
+  int la_polled;
   uint8_t stage[TCP_STAGE];
 } tcp_conn_t;
 
@@ -155,15 +184,29 @@ static hring_result_t peer_gone(tcp_conn_t *t) {
   if (t->peer_state == HRING_PEER_LEFT)
     return hring__err(HRING_ERR_REMOTE, "rank %d (%s) left: it destroyed its communicator",
                       t->conn.peer, peer_host(&t->conn));
-  if (t->peer_state == HRING_PEER_FAILED)
-    return hring__err(HRING_ERR_REMOTE, "rank %d (%s) failed (%s): %s", t->conn.peer,
-                      peer_host(&t->conn), hring_strerror((hring_result_t)t->peer_code),
-                      t->peer_why[0] ? t->peer_why : "see its log");
+  if (t->peer_state == HRING_PEER_FAILED) {
+    char msg[320];
+    snprintf(msg, sizeof msg, "rank %d (%s) failed (%s): %s", t->conn.peer, peer_host(&t->conn),
+             hring_strerror((hring_result_t)t->peer_code),
+             t->peer_why[0] ? t->peer_why : "see its log");
+    /* Every health poll and every search for the cause asks again: the
+     * notice is logged once, and not set again while the thread's last
+     * error already says it. */
+    if (t->why_logged && strcmp(hring_last_error(), msg) == 0) return HRING_ERR_REMOTE;
+    t->why_logged = 1;
+    return hring__err(HRING_ERR_REMOTE, "%s", msg);
+  }
   return hring__err(HRING_ERR_REMOTE, "rank %d (%s) closed its connection without leaving: "
                     "it died or was killed", t->conn.peer, peer_host(&t->conn));
 }
 
+static void look_ahead(tcp_conn_t *t);
+
+/* The connection broke (a write error, a reset, or an end of stream with
+ * something left half-way).  The cause may still be in the socket: read
+ * what it holds, past full slots, before deciding. */
 static hring_result_t conn_closed(tcp_conn_t *t) {
+  if (t->peer_state == HRING_PEER_LIVE) look_ahead(t);
   if (t->peer_state == HRING_PEER_FAILED) return peer_gone(t);
   return conn_fail(t, HRING_ERR_REMOTE, 0, "connection to rank %d (%s) closed: peer died?",
                    t->conn.peer, peer_host(&t->conn));
@@ -280,11 +323,13 @@ void hring__tcp_conn_free(hring_conn_t *c) {
   free(t->rbuf);
   free(t->rlen);
   free(t->rwire);
+  free(t->spill);
   free(t);
 }
 
-/* Writes as much of the queued frames as the socket takes. */
-static hring_result_t tcp_write(tcp_conn_t *t) {
+/* Writes as much of the queued frames as the socket takes: 0, or the errno
+ * of a failed write. */
+static int write_frames(tcp_conn_t *t) {
   while (t->s_sent < t->s_posted) {
     struct iovec iov[TCP_IOV_MAX];
     int niov = 0;
@@ -307,8 +352,8 @@ static hring_result_t tcp_write(tcp_conn_t *t) {
     ssize_t w = sendmsg(t->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return HRING_SUCCESS;
-      return conn_io_error(t, errno, "send to");
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+      return errno;
     }
     /* Retire the frames the write completed. */
     size_t n = (size_t)w;
@@ -323,9 +368,14 @@ static hring_result_t tcp_write(tcp_conn_t *t) {
       t->s_off = 0;
       t->s_sent++;
     }
-    if ((size_t)w < want) return HRING_SUCCESS; /* socket full */
+    if ((size_t)w < want) return 0; /* socket full */
   }
-  return HRING_SUCCESS;
+  return 0;
+}
+
+static hring_result_t tcp_write(tcp_conn_t *t) {
+  int e = write_frames(t);
+  return e ? conn_io_error(t, e, "send to") : HRING_SUCCESS;
 }
 
 /* Checks the header in r_hdr and starts its payload. */
@@ -364,17 +414,18 @@ static void finish_frame(tcp_conn_t *t) {
   t->r_in_payload = 0;
 }
 
-/* Moves staged bytes into the frame being read (header, then payload into
- * its slot); stops when no receive slot is free. */
-static hring_result_t stage_feed(tcp_conn_t *t) {
-  while (t->st_off < t->st_len) {
-    const uint8_t *p = t->stage + t->st_off;
-    size_t avail = t->st_len - t->st_off, k;
+/* Moves bytes read ahead (buf[*off, len): the stage or the spill) into the
+ * frame being read (header, then payload into its slot); stops when no
+ * receive slot is free. */
+static hring_result_t feed(tcp_conn_t *t, const uint8_t *buf, size_t *off, size_t len) {
+  while (*off < len) {
+    const uint8_t *p = buf + *off;
+    size_t avail = len - *off, k;
     if (!t->r_in_payload) {
       k = TCP_HDR - t->r_hdr_got < avail ? TCP_HDR - t->r_hdr_got : avail;
       memcpy((uint8_t *)&t->r_hdr + t->r_hdr_got, p, k);
       t->r_hdr_got += k;
-      t->st_off += k;
+      *off += k;
       if (t->r_hdr_got == TCP_HDR) HRING_CHECK(start_payload(t));
       continue;
     }
@@ -383,11 +434,109 @@ static hring_result_t stage_feed(tcp_conn_t *t) {
     k = t->r_cur_len - t->r_pay_got < avail ? t->r_cur_len - t->r_pay_got : avail;
     memcpy(slot_of(t, t->rbuf, t->r_done) + t->r_pay_got, p, k);
     t->r_pay_got += k;
-    t->st_off += k;
+    *off += k;
     if (t->r_pay_got == t->r_cur_len) finish_frame(t);
   }
-  t->st_off = t->st_len = 0;
   return HRING_SUCCESS;
+}
+
+/* Bytes read from the socket that the frames have not taken yet. */
+static size_t buffered(const tcp_conn_t *t) {
+  return (t->st_len - t->st_off) + (t->sp_len - t->sp_off);
+}
+
+/* Copies n bytes at offset off of the buffered bytes (stage, then spill). */
+static void buffered_copy(const tcp_conn_t *t, size_t off, void *dst, size_t n) {
+  uint8_t *d = dst;
+  size_t st = t->st_len - t->st_off;
+  if (off < st) {
+    size_t k = st - off < n ? st - off : n;
+    memcpy(d, t->stage + t->st_off + off, k);
+    d += k;
+    n -= k;
+    off = st;
+  }
+  if (n) memcpy(d, t->spill + t->sp_off + (off - st), n);
+}
+
+/* Looks for a notice among the buffered bytes without taking them: walks
+ * the frame headers from where the frame being read stands.  Pure reading;
+ * the regular path checks the same frames again when it gets to them, and
+ * reports a bad one. */
+static void scan_notice(tcp_conn_t *t) {
+  if (t->peer_state != HRING_PEER_LIVE) return;
+  size_t total = buffered(t), off = 0;
+  uint64_t seq = t->r_done;
+  tcp_frame_hdr_t h;
+  if (t->r_in_payload) {
+    off = t->r_cur_len - t->r_pay_got;
+    seq++;
+  }
+  size_t have = t->r_in_payload ? 0 : t->r_hdr_got; /* header bytes already in r_hdr */
+  if (have) memcpy(&h, &t->r_hdr, have);
+  for (;;) {
+    if (off > total || total - off < TCP_HDR - have) return;
+    buffered_copy(t, off, (uint8_t *)&h + have, TCP_HDR - have);
+    off += TCP_HDR - have;
+    have = 0;
+    if (h.tag != (HRING_TCP_FRAME_MAGIC ^ (uint32_t)seq) || h.len > t->conn.slot_size) return;
+    if (h.w.kind == HRING_WIRE_BYE || h.w.kind == HRING_WIRE_FAIL) {
+      if (total - off < h.len) return; /* its text is still on the way */
+      if (h.w.kind == HRING_WIRE_FAIL) {
+        size_t n = h.len < sizeof t->peer_why - 1 ? h.len : sizeof t->peer_why - 1;
+        buffered_copy(t, off, t->peer_why, n);
+        t->peer_why[n] = '\0';
+      }
+      t->peer_code = (int32_t)h.w.op;
+      t->peer_state = h.w.kind == HRING_WIRE_BYE ? HRING_PEER_LEFT : HRING_PEER_FAILED;
+      return;
+    }
+    off += h.len;
+    seq++;
+  }
+}
+
+/* At most this many bytes wait in the spill: what a socket typically holds
+ * on both ends (the bytes a failed peer's notice can be behind), or the
+ * receive slots' size when that is larger.  The spill is allocated only
+ * when a connection is stuck, and grows with what arrives. */
+static size_t spill_max(const tcp_conn_t *t) {
+  size_t m = (size_t)t->conn.nslots * t->stride;
+  return m < TCP_SPILL_MAX ? TCP_SPILL_MAX : m;
+}
+
+/* Reads what the socket holds into the spill (bounded by spill_max), then
+ * scans the buffered bytes for a notice.  A reset ends the stream like a
+ * close: what the peer sent before it has been read above.  Other errors
+ * are left for the regular path, which meets them once the spill is
+ * taken. */
+static void look_ahead(tcp_conn_t *t) {
+  size_t max = spill_max(t);
+  while (!t->eof) {
+    if (t->sp_off > 0) {
+      memmove(t->spill, t->spill + t->sp_off, t->sp_len - t->sp_off);
+      t->sp_len -= t->sp_off;
+      t->sp_off = 0;
+    }
+    if (t->sp_len == t->sp_cap) {
+      if (t->sp_cap >= max) break;
+      size_t cap = t->sp_cap ? 2 * t->sp_cap : TCP_SPILL_MIN;
+      if (cap > max) cap = max;
+      uint8_t *p = realloc(t->spill, cap);
+      if (!p) break;
+      t->spill = p;
+      t->sp_cap = cap;
+    }
+    ssize_t r = recv(t->fd, t->spill + t->sp_len, t->sp_cap - t->sp_len, MSG_DONTWAIT);
+    if (r > 0) {
+      t->sp_len += (size_t)r;
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r == 0 || errno == ECONNRESET || errno == EPIPE) t->eof = 1;
+    break;
+  }
+  scan_notice(t);
 }
 
 /* Reads frames into free receive slots until the socket is drained or no
@@ -399,8 +548,14 @@ static hring_result_t tcp_read(tcp_conn_t *t) {
   int drained = 0;
   for (;;) {
     if (t->st_off < t->st_len) {
-      HRING_CHECK(stage_feed(t));
+      HRING_CHECK(feed(t, t->stage, &t->st_off, t->st_len));
       if (t->st_off < t->st_len) return HRING_SUCCESS; /* waiting for a slot */
+      t->st_off = t->st_len = 0;
+    }
+    if (t->sp_off < t->sp_len) {
+      HRING_CHECK(feed(t, t->spill, &t->sp_off, t->sp_len));
+      if (t->sp_off < t->sp_len) return HRING_SUCCESS; /* waiting for a slot */
+      t->sp_off = t->sp_len = 0;
     }
     if (t->r_in_payload) {
       if (t->r_done - t->r_released >= (uint64_t)t->conn.nslots) return HRING_SUCCESS;
@@ -410,7 +565,7 @@ static hring_result_t tcp_read(tcp_conn_t *t) {
         continue;
       }
     }
-    if (drained) return HRING_SUCCESS;
+    if (drained || t->eof) return HRING_SUCCESS;
     struct iovec iov[2];
     size_t first;
     if (t->r_in_payload) {
@@ -451,10 +606,11 @@ static hring_result_t tcp_read(tcp_conn_t *t) {
   }
 }
 
-/* Bytes of a frame were received, but not the whole frame.  (The stage
- * plays no part: the socket is read, and the end of the stream seen, only
- * once the stage is empty.) */
+/* Bytes of a frame were received, but not the whole frame.  Only known
+ * once every buffered byte is taken (look_ahead may see the end of the
+ * stream while frames still wait for slots). */
 static int partial_frame(const tcp_conn_t *t) {
+  if (buffered(t)) return 0;
   if (t->r_in_payload) return t->r_pay_got < t->r_cur_len;
   return t->r_hdr_got > 0;
 }
@@ -463,7 +619,7 @@ hring_result_t hring__tcp_progress(hring_conn_t *c) {
   tcp_conn_t *t = c->priv;
   if (t->err) return t->err;
   if (t->s_sent < t->s_posted) HRING_CHECK(tcp_write(t));
-  if (!t->eof) HRING_CHECK(tcp_read(t));
+  HRING_CHECK(tcp_read(t));
   /* A peer that closed at a frame boundary may simply be done (its last
    * frames are still delivered); it is an error only when something is left
    * half-way: a partial frame in, or frames it will never read. */
@@ -528,6 +684,13 @@ hring_result_t hring__tcp_recv_get(hring_conn_t *c, void **buf, size_t *len) {
   return HRING_SUCCESS;
 }
 
+/* The frame being read waits for a receive slot (bytes behind it wait in
+ * the stage or the spill, or in the socket). */
+static int receive_blocked(const tcp_conn_t *t) {
+  return buffered(t) > 0 ||
+         (t->r_in_payload && t->r_done - t->r_released >= (uint64_t)t->conn.nslots);
+}
+
 /* Whether the peer's process is known to live: only a peer on this node
  * can be asked (its pid means nothing elsewhere). */
 static int peer_alive_here(const hring_conn_t *c) {
@@ -550,6 +713,18 @@ hring_result_t hring__tcp_health(hring_conn_t *c, int level) {
     return level > HRING_HEALTH_ALL && peer_alive_here(c) ? HRING_SUCCESS : t->err;
   }
   hring_result_t r = hring__tcp_progress(c);
+  /* Frames wait for slots: a notice may be behind them.  The stage is
+   * scanned at every poll; the socket is read ahead only when no slot was
+   * freed since the previous poll, so a receiver that is merely behind
+   * keeps reading straight into its slots. */
+  if (!t->err && t->peer_state == HRING_PEER_LIVE && receive_blocked(t)) {
+    if (t->la_polled && t->la_released == t->r_released)
+      look_ahead(t);
+    else
+      scan_notice(t);
+  }
+  t->la_released = t->r_released;
+  t->la_polled = 1;
   if (t->eof && t->peer_state == HRING_PEER_LIVE)
     return level > HRING_HEALTH_ALL && peer_alive_here(c) ? HRING_SUCCESS : peer_gone(t);
   if (t->vanished) return r; /* the kernel gave up on the peer during progress */
@@ -569,10 +744,12 @@ hring_result_t hring__tcp_health(hring_conn_t *c, int level) {
  * it now (never blocks); a failure notice in place of the frames not yet
  * sent, waiting at most NOTICE_WAIT_MS for socket room.  A failing rank then
  * shuts the socket, so a peer that could not read the notice still sees
- * the connection close. */
+ * the connection close, and its teardown waits for the notice to be
+ * acknowledged (hring__tcp_notice_pending).  One failure notice is sent:
+ * destroy after a failure does not send another. */
 void hring__tcp_notify(hring_conn_t *c, int state, hring_result_t code, const char *why) {
   tcp_conn_t *t = c->priv;
-  if (!t || t->fd < 0 || t->err) return;
+  if (!t || t->fd < 0 || t->err || t->shut) return;
   /* A failure notice carries its text as payload (a send slot is needed). */
   size_t len = state == HRING_PEER_FAILED && why ? strlen(why) : 0;
   if (len > 191) len = 191;
@@ -595,17 +772,50 @@ void hring__tcp_notify(hring_conn_t *c, int state, hring_result_t code, const ch
     h->w.kind = state == HRING_PEER_LEFT ? HRING_WIRE_BYE : HRING_WIRE_FAIL;
     h->w.op = (uint32_t)code;
     t->s_posted++;
-    (void)tcp_write(t);
+    /* Errors are not reported here: the thread's last error is the failure
+     * being told, and the connection's own error comes at its next use. */
+    int e = write_frames(t);
     /* The notice must reach the kernel before the shutdown below, or the
      * peer sees only the close: wait for room a little, bounded. */
-    for (int i = 0; state == HRING_PEER_FAILED && i < NOTICE_WAIT_MS && !t->err &&
+    for (int i = 0; state == HRING_PEER_FAILED && i < NOTICE_WAIT_MS && !e &&
                     t->s_sent < t->s_posted;
          i++) {
       struct pollfd p = {t->fd, POLLOUT, 0};
-      if (poll(&p, 1, 1) > 0) (void)tcp_write(t);
+      if (poll(&p, 1, 1) > 0) e = write_frames(t);
     }
   }
-  if (state == HRING_PEER_FAILED) shutdown(t->fd, SHUT_WR);
+  if (state == HRING_PEER_FAILED) {
+    shutdown(t->fd, SHUT_WR);
+    t->shut = 1;
+  }
+}
+
+/* The peer may not have read our failure notice yet: it is in flight, or
+ * waits in our socket for room in the peer's window.  Closing now with
+ * bytes of the peer's unread here would reset the connection, and a reset
+ * discards what our socket still holds, the notice included (SO_LINGER
+ * does not help: the kernel resets whenever unread data is dropped, and a
+ * zero linger resets always).  So the peer's bytes are read and dropped
+ * (the communicator has failed: nothing will use them), and the notice is
+ * pending until the peer has acknowledged every byte we sent, the end of
+ * stream included.  A closed socket whose unread data was drained ends
+ * gracefully, and the kernel still delivers what it holds after the close. */
+int hring__tcp_notice_pending(hring_conn_t *c) {
+  tcp_conn_t *t = c ? c->priv : NULL;
+  if (!t || t->fd < 0 || !t->shut) return 0;
+  uint8_t sink[4096];
+  /* A bounded read per call: a peer that keeps sending cannot hold the
+   * caller past its deadline. */
+  for (int i = 0; i < 64; i++) {
+    ssize_t r = recv(t->fd, sink, sizeof sink, MSG_DONTWAIT);
+    if (r > 0) continue;
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return 0; /* reset: nothing to wait for */
+    break;
+  }
+  int unacked = 0;
+  if (ioctl(t->fd, SIOCOUTQ, &unacked) < 0) return 0;
+  return unacked > 0;
 }
 
 hring_result_t hring__tcp_recv_release(hring_conn_t *c) {

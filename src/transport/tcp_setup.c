@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/comm.h"
@@ -16,6 +17,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/socket.h"
+#include "core/wait.h"
 #include "transport/tcp.h"
 
 /* Bounds for the configured values: a slot must hold a useful chunk and its
@@ -29,6 +31,9 @@
 /* A fixed socket buffer smaller than this (when the kernel caps the one
  * asked for) would throttle a stream more than autotuning does. */
 #define TCP_SOCKBUF_MIN_FIXED (1 << 20)
+/* How long a failed rank's teardown waits for its notices to be
+ * acknowledged, all connections together. */
+#define NOTICE_LINGER_MS 100
 
 static int64_t cfg_clamped(hring_cfg_id_t id, const char *name, int64_t lo, int64_t hi) {
   int64_t v = hring__cfg_int(id);
@@ -161,8 +166,26 @@ static hring_result_t tcp_after_barrier(struct hring_comm *comm) {
   return HRING_SUCCESS;
 }
 
+/* A failed rank's notices must not die with its sockets: wait, at most
+ * NOTICE_LINGER_MS for all connections together, until every peer has
+ * acknowledged its notice (hring__tcp_notice_pending). */
+static void linger_for_notices(struct hring_comm *comm) {
+  uint64_t deadline = hring__now_ns() + (uint64_t)NOTICE_LINGER_MS * 1000000ull;
+  for (;;) {
+    int pending = 0;
+    for (int p = 0; p < comm->nranks; p++) {
+      hring_conn_t *c = comm->conns[p];
+      if (c && c->ops == &hring__tcp_ops) pending += hring__tcp_notice_pending(c);
+    }
+    if (!pending || hring__now_ns() >= deadline) return;
+    struct timespec ts = {0, 500000};
+    nanosleep(&ts, NULL);
+  }
+}
+
 static void tcp_comm_close(struct hring_comm *comm) {
   if (comm->conns) {
+    linger_for_notices(comm);
     for (int p = 0; p < comm->nranks; p++) {
       hring_conn_t *c = comm->conns[p];
       if (c && c->ops == &hring__tcp_ops) {

@@ -16,9 +16,12 @@
  * (nothing written, comm still usable); ncclReduceScatter, ncclAllGather,
  * ncclBroadcast, ncclBcast and ncclReduce over several types, ops and
  * counts, in and out of place, every root, and their refusals;
- * ncclCommInitRankConfig.  Rank 0 then
- * also runs the single-process forms: ncclCommInitAll with 4 ranks and a
- * grouped allreduce over them, and two ncclCommInitRank calls in one group.
+ * ncclCommSplit (parity colors with reversed keys, inside a group, with
+ * NCCL_SPLIT_NOCOLOR, and a bad config on one rank that every rank sees
+ * fail); ncclCommInitRankConfig.  Rank 0 then also runs the single-process
+ * forms: ncclCommInitAll with 4 ranks, a grouped allreduce over them and a
+ * grouped ncclCommSplit of them, and two ncclCommInitRank calls in one
+ * group.
  *
  * Inputs are small integers, so every result is exact in any order of
  * summation and is compared exactly.  Prints "nccl_shim_test: rank R OK" and
@@ -51,6 +54,7 @@ _Static_assert(ncclBfloat16 == 9 && ncclFloat8e4m3 == 10 && ncclFloat8e5m2 == 11
                    ncclNumTypes == 12,
                "ncclDataType_t values");
 _Static_assert(ncclAvg == 4 && ncclNumOps == 5, "ncclRedOp_t values");
+_Static_assert(NCCL_SPLIT_NOCOLOR == -1, "NCCL_SPLIT_NOCOLOR");
 #if defined(__LP64__)
 _Static_assert(offsetof(ncclConfig_t, blocking) == 16, "ncclConfig_t.blocking offset");
 _Static_assert(offsetof(ncclConfig_t, netName) == 32, "ncclConfig_t.netName offset");
@@ -606,6 +610,88 @@ static void test_colls(ncclComm_t comm) {
   free(b);
 }
 
+/* ------------------------------------------------------------------------ */
+/* ncclCommSplit                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* One allreduce on `comm`, where this process is `rank` of `n`. */
+static void comm_allreduce(ncclComm_t comm, int rank, int n, ncclDataType_t t, ncclRedOp_t op,
+                           size_t count, const char *what) {
+  void *buf = xmalloc(count * type_size(t));
+  fill(t, op, rank, n, buf, count);
+  NCCL_MUST(ncclAllReduce(buf, buf, count, t, op, comm, NULL));
+  verify(what, t, op, n, buf, count);
+  free(buf);
+}
+
+/* Every rank: parity colors with keys in reverse order, a grouped split,
+ * no color, and refusals that reach every rank. */
+static void test_split(ncclComm_t comm) {
+  ncclComm_t child = (ncclComm_t)0x1;
+  EXPECT_RESULT(ncclCommSplit(NULL, 0, 0, &child, NULL), ncclInvalidArgument);
+
+  /* Parity, keys reversed: the new rank counts the same-color ranks above. */
+  int color = my_rank % 2, size = 0, want_rank = 0;
+  for (int r = 0; r < my_nranks; r++)
+    if (r % 2 == color) {
+      size++;
+      if (r > my_rank) want_rank++;
+    }
+  NCCL_MUST(ncclCommSplit(comm, color, my_nranks - my_rank, &child, NULL));
+  CHECK(child != NULL, "ncclCommSplit gave no comm");
+  if (child != NULL) {
+    test_comm_queries(child, size, want_rank);
+    comm_allreduce(child, want_rank, size, ncclInt32, ncclSum, 1001, "split child");
+    comm_allreduce(comm, my_rank, my_nranks, ncclFloat64, ncclMax, 1001, "parent with children");
+    comm_allreduce(child, want_rank, size, ncclFloat32, ncclAvg, 3, "split child");
+    NCCL_MUST(ncclCommDestroy(child));
+  }
+  comm_allreduce(comm, my_rank, my_nranks, ncclInt64, ncclSum, 1001, "parent after a split");
+
+  /* Inside a group: *newcomm is NULL until ncclGroupEnd. */
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 1;
+  config.splitShare = 1; /* accepted, not honoured (docs/nccl-shim.md) */
+  child = (ncclComm_t)0x1;
+  NCCL_MUST(ncclGroupStart());
+  NCCL_MUST(ncclCommSplit(comm, 0, my_rank, &child, &config));
+  CHECK(child == NULL, "ncclCommSplit in a group: *newcomm set before ncclGroupEnd");
+  NCCL_MUST(ncclGroupEnd());
+  CHECK(child != NULL, "ncclCommSplit in a group: no comm after ncclGroupEnd");
+  if (child != NULL) {
+    test_comm_queries(child, my_nranks, my_rank);
+    comm_allreduce(child, my_rank, my_nranks, ncclUint8, ncclMax, 3, "grouped split");
+    NCCL_MUST(ncclCommDestroy(child));
+  }
+
+  /* Rank 0 in no communicator. */
+  child = (ncclComm_t)0x1;
+  NCCL_MUST(ncclCommSplit(comm, my_rank == 0 ? NCCL_SPLIT_NOCOLOR : 3, 0, &child, NULL));
+  if (my_rank == 0) {
+    CHECK(child == NULL, "NCCL_SPLIT_NOCOLOR gave a comm");
+  } else {
+    CHECK(child != NULL, "ncclCommSplit gave no comm");
+    if (child != NULL) {
+      test_comm_queries(child, my_nranks - 1, my_rank - 1);
+      comm_allreduce(child, my_rank - 1, my_nranks - 1, ncclFloat16, ncclSum, 1001, "no color");
+      NCCL_MUST(ncclCommDestroy(child));
+    }
+  }
+
+  /* The last rank passes a bad config: it gets ncclInvalidArgument, every
+   * other rank an error (ncclRemoteError) instead of a hang, nobody a comm. */
+  ncclConfig_t bad = NCCL_CONFIG_INITIALIZER;
+  bad.magic = 0;
+  child = (ncclComm_t)0x1;
+  ncclResult_t r = ncclCommSplit(comm, 0, 0, &child, my_rank == my_nranks - 1 ? &bad : NULL);
+  CHECK(r == (my_rank == my_nranks - 1 ? ncclInvalidArgument : ncclRemoteError),
+        "ncclCommSplit with a bad config on rank %d -> %d (%s)", my_nranks - 1, (int)r,
+        ncclGetLastError(NULL));
+  CHECK(child == NULL, "a refused ncclCommSplit left *newcomm = %p", (void *)child);
+  comm_allreduce(comm, my_rank, my_nranks, ncclInt32, ncclSum, 1001,
+                 "parent after a refused split");
+}
+
 static void test_init_config(void) {
   ncclConfig_t bad = NCCL_CONFIG_INITIALIZER;
   bad.magic = 0;
@@ -661,6 +747,21 @@ static void test_single_process(void) {
   grouped_allreduce_local(comms, INITALL_RANKS, ncclInt32, ncclSum, 1001, "initall");
   grouped_allreduce_local(comms, INITALL_RANKS, ncclFloat16, ncclAvg, 3, "initall");
   grouped_allreduce_local(comms, INITALL_RANKS, ncclUint8, ncclMax, 0, "initall");
+
+  /* One thread splits the 4 ranks in a group, as NCCL programs driving
+   * several GPUs do: even and odd ranks, new rank = old rank / 2. */
+  ncclComm_t kids[INITALL_RANKS];
+  NCCL_MUST(ncclGroupStart());
+  for (int r = 0; r < INITALL_RANKS; r++)
+    NCCL_MUST(ncclCommSplit(comms[r], r % 2, r, &kids[r], NULL));
+  NCCL_MUST(ncclGroupEnd());
+  for (int r = 0; r < INITALL_RANKS; r++) test_comm_queries(kids[r], INITALL_RANKS / 2, r / 2);
+  for (int c = 0; c < 2; c++) {
+    ncclComm_t pair[2] = {kids[c], kids[c + 2]};
+    grouped_allreduce_local(pair, 2, ncclInt32, ncclSum, 1001, "grouped split");
+  }
+  for (int r = 0; r < INITALL_RANKS; r++) NCCL_MUST(ncclCommDestroy(kids[r]));
+  grouped_allreduce_local(comms, INITALL_RANKS, ncclInt32, ncclSum, 1001, "initall after split");
   for (int r = 0; r < INITALL_RANKS; r++) NCCL_MUST(ncclCommDestroy(comms[r]));
 
   /* ncclCommInitRank for two ranks in one group, as one thread per GPU
@@ -707,6 +808,7 @@ int main(void) {
   test_invalid_arguments(comm);
   test_group(comm);
   test_colls(comm);
+  test_split(comm);
   ncclResult_t async = ncclInternalError;
   NCCL_MUST(ncclCommGetAsyncError(comm, &async));
   CHECK(async == ncclSuccess, "ncclCommGetAsyncError after the collectives = %d", (int)async);
