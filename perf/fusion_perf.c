@@ -190,40 +190,41 @@ typedef struct {
   int buckets;
   double alone, step_min, step_med, exp_min, exp_med;
   long long wrong;
+  /* samples over repetitions */
+  double steps[MAX_SAMPLES], exposed[MAX_SAMPLES], alones[MAX_SAMPLES];
+  int ns, na;
 } mode_result_t;
 
-static void measure_mode(bench_t *b, const opts_t *o, const char *mode, mode_result_t *res) {
-  double steps[MAX_SAMPLES], exposed[MAX_SAMPLES], alone[MAX_SAMPLES];
-  int ns = 0, na = 0;
-  snprintf(res->mode, sizeof res->mode, "%s", mode);
-  res->wrong = 0;
-  for (int rep = 0; rep < o->repeats; rep++) {
-    hring_fusion_t f = make_fusion(b, o, mode);
-    for (int s = 0; s < o->warmup; s++) {
-      load_gradients(b, f, o->packed);
-      (void)run_step(b, f, b->compute_s);
-    }
-    /* The communication alone, with the plan the warmup settled on. */
+/* One repetition of one mode: a fresh fusion (its own probe and plan),
+ * the warmup steps, the communication alone, the measured steps. */
+static void measure_once(bench_t *b, const opts_t *o, mode_result_t *res, int rep) {
+  hring_fusion_t f = make_fusion(b, o, res->mode);
+  for (int s = 0; s < o->warmup; s++) {
     load_gradients(b, f, o->packed);
-    step_time_t a = run_step(b, f, NULL);
-    if (na < MAX_SAMPLES) alone[na++] = a.step;
-    for (int s = 0; s < o->steps; s++) {
-      load_gradients(b, f, o->packed);
-      step_time_t t = run_step(b, f, b->compute_s);
-      long long w = wrong_bytes(b, f, o->packed);
-      hring_allreduce(&w, &w, 1, HRING_INT64, HRING_SUM, b->comm, NULL);
-      res->wrong += w;
-      if (ns < MAX_SAMPLES) steps[ns] = t.step, exposed[ns++] = t.exposed;
-    }
-    res->buckets = hring_fusion_buckets(f, NULL, 0);
-    if (b->rank == 0 && rep == 0) printf("#   %-16s plan: %s\n", mode, hring_fusion_plan(f));
-    CHECK(hring_fusion_destroy(f));
+    (void)run_step(b, f, b->compute_s);
   }
-  res->alone = median(alone, na);
-  res->step_med = median(steps, ns);
-  res->step_min = steps[0];
-  res->exp_med = median(exposed, ns);
-  res->exp_min = exposed[0];
+  load_gradients(b, f, o->packed);
+  step_time_t a = run_step(b, f, NULL);
+  if (res->na < MAX_SAMPLES) res->alones[res->na++] = a.step;
+  for (int s = 0; s < o->steps; s++) {
+    load_gradients(b, f, o->packed);
+    step_time_t t = run_step(b, f, b->compute_s);
+    long long w = wrong_bytes(b, f, o->packed);
+    hring_allreduce(&w, &w, 1, HRING_INT64, HRING_SUM, b->comm, NULL);
+    res->wrong += w;
+    if (res->ns < MAX_SAMPLES) res->steps[res->ns] = t.step, res->exposed[res->ns++] = t.exposed;
+  }
+  res->buckets = hring_fusion_buckets(f, NULL, 0);
+  if (b->rank == 0 && rep == 0) printf("#   %-16s plan: %s\n", res->mode, hring_fusion_plan(f));
+  CHECK(hring_fusion_destroy(f));
+}
+
+static void summarize(mode_result_t *res) {
+  res->alone = median(res->alones, res->na);
+  res->step_med = median(res->steps, res->ns); /* sorts: [0] is the least */
+  res->step_min = res->steps[0];
+  res->exp_med = median(res->exposed, res->ns);
+  res->exp_min = res->exposed[0];
 }
 
 /* Compute times from the table's FLOPs, scaled to total seconds. */
@@ -267,13 +268,20 @@ static int bench_net(bench_t *b, const opts_t *o, const char *name) {
     fflush(stdout);
   }
 
-  mode_result_t res[MAX_MODES];
+  static mode_result_t res[MAX_MODES];
   int nm = 0;
   char modes[256];
   snprintf(modes, sizeof modes, "%s", o->modes);
   for (char *save = NULL, *m = strtok_r(modes, ",", &save); m && nm < MAX_MODES;
-       m = strtok_r(NULL, ",", &save))
-    measure_mode(b, o, m, &res[nm++]);
+       m = strtok_r(NULL, ",", &save)) {
+    memset(&res[nm], 0, sizeof res[nm]);
+    snprintf(res[nm++].mode, sizeof res[0].mode, "%s", m);
+  }
+  /* Modes interleaved within each repetition: the machine drifts, and
+   * every mode should see the same drift. */
+  for (int rep = 0; rep < o->repeats; rep++)
+    for (int m = 0; m < nm; m++) measure_once(b, o, &res[m], rep);
+  for (int m = 0; m < nm; m++) summarize(&res[m]);
 
   int bad = 0;
   if (b->rank == 0) {

@@ -175,6 +175,17 @@ static void executor_give_back(struct hring_progress *e) {
   if (e->idle_waiters) pthread_cond_broadcast(&e->idle);
 }
 
+/* Runs the oldest queued op as the executor: called and returns with
+ * e->lock held, which it drops while the op runs. */
+static void run_next(struct hring_progress *e) {
+  struct hring_request *q = pop(e);
+  e->running = 1;
+  pthread_mutex_unlock(&e->lock);
+  execute(e, q);
+  pthread_mutex_lock(&e->lock);
+  executor_give_back(e);
+}
+
 /* Waits (e->lock held) until the executor may have changed hands.  The
  * period only bounds a missed wake-up; every change broadcasts. */
 static void executor_wait(struct hring_progress *e) {
@@ -207,12 +218,7 @@ static void *progress_main(void *arg) {
     /* Asleep while there is nothing to run: an idle engine costs no CPU. */
     while (!e->stop && (!e->head || e->running)) pthread_cond_wait(&e->work, &e->lock);
     if (!e->head || e->running) break; /* stopped, and nothing left to run */
-    struct hring_request *q = pop(e);
-    e->running = 1;
-    pthread_mutex_unlock(&e->lock);
-    execute(e, q);
-    pthread_mutex_lock(&e->lock);
-    executor_give_back(e);
+    run_next(e);
   }
   pthread_mutex_unlock(&e->lock);
   return NULL;
@@ -290,12 +296,7 @@ hring_result_t hring__progress_claim_slow(struct hring_comm *comm, int *waited) 
     *waited = 1;
     if (e->caller && !e->running) {
       /* Nothing moves between calls in caller mode: run the queue here. */
-      struct hring_request *q = pop(e);
-      e->running = 1;
-      pthread_mutex_unlock(&e->lock);
-      execute(e, q);
-      pthread_mutex_lock(&e->lock);
-      executor_give_back(e);
+      run_next(e);
     } else {
       executor_wait(e);
     }
@@ -341,12 +342,7 @@ static void caller_run(struct hring_request *q, int nowait) {
       if (nowait) return;
       continue;
     }
-    struct hring_request *op = pop(e);
-    e->running = 1;
-    pthread_mutex_unlock(&e->lock);
-    execute(e, op);
-    pthread_mutex_lock(&e->lock);
-    executor_give_back(e);
+    run_next(e);
     pthread_mutex_unlock(&e->lock);
     hring__comm_leave(comm);
   }

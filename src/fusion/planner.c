@@ -123,7 +123,9 @@ static double cost_of(const costs_t *c, int i, int j) {
   return c->in->cost(c->prefix[j + 1] - c->prefix[i], c->in->cost_arg);
 }
 
-int hring__plan_optimal(const hring_plan_input_t *in, int *first, double *end_s) {
+/* Both optimal plans: pass 1 alone (earliest prefixes), or pass 2 too
+ * (fewest buckets). */
+static int plan(const hring_plan_input_t *in, int *first, double *end_s, int fewest) {
   if (end_s) *end_s = in && in->n <= 0 ? 0.0 : NAN;
   if (!in || in->n <= 0) return 0;
   if (!in->bytes || !in->ready_s || !in->cost || !first) return 0;
@@ -133,11 +135,12 @@ int hring__plan_optimal(const hring_plan_input_t *in, int *first, double *end_s)
   double *f = malloc((size_t)n * sizeof *f);      /* least end of prefix j, any count */
   double *prev = malloc((size_t)n * sizeof *prev); /* E_{k-1}(j) */
   double *cur = malloc((size_t)n * sizeof *cur);   /* E_k(j) */
+  int *argf = malloc((size_t)n * sizeof *argf);      /* pass 1's last bucket of prefix j */
   /* arg[(k-1) n + j]: the first tensor of the k-th (last) bucket of the
    * best k-bucket plan of prefix j; grows one row per k. */
   int *arg = NULL;
   int k = 0;
-  if (!c.prefix || !R || !f || !prev || !cur) goto out;
+  if (!c.prefix || !R || !f || !prev || !cur || !argf) goto out;
   c.prefix[0] = 0;
   for (int j = 0; j < n; j++) c.prefix[j + 1] = c.prefix[j] + in->bytes[j];
   if (n <= PLAN_CACHE_MAX) {
@@ -152,12 +155,26 @@ int hring__plan_optimal(const hring_plan_input_t *in, int *first, double *end_s)
   /* Pass 1: the least end f(n-1) over all plans. */
   for (int j = 0; j < n; j++) {
     double best = INFINITY;
+    argf[j] = -1;
     for (int i = 0; i <= j; i++) {
       double before = i == 0 ? -INFINITY : f[i - 1];
       double t = (R[j] > before ? R[j] : before) + cost_of(&c, i, j);
-      if (t < best) best = t;
+      /* Ties go to the smaller last bucket: its prefix ends no later. */
+      if (t <= best) best = t, argf[j] = i;
     }
     f[j] = best;
+  }
+  if (!fewest) {
+    /* Every bucket's prefix is itself a least-end plan of its tensors:
+     * each ends as early as any plan can end it. */
+    int cnt = 0;
+    for (int j = n - 1; j >= 0; j = argf[j] - 1)
+      if (argf[j] < 0) goto out; /* a cost that is not a number: no plan */
+      else cnt++;
+    for (int j = n - 1, b = cnt - 1; j >= 0; j = argf[j] - 1) first[b--] = argf[j];
+    k = cnt;
+    if (end_s) *end_s = hring__plan_end(in, k, first);
+    goto out;
   }
   double target = f[n - 1] + PLAN_REL_EPS * fabs(f[n - 1]);
 
@@ -210,6 +227,15 @@ out:
   free(f);
   free(prev);
   free(cur);
+  free(argf);
   free(arg);
   return k;
+}
+
+int hring__plan_optimal(const hring_plan_input_t *in, int *first, double *end_s) {
+  return plan(in, first, end_s, 1);
+}
+
+int hring__plan_earliest(const hring_plan_input_t *in, int *first, double *end_s) {
+  return plan(in, first, end_s, 0);
 }

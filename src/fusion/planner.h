@@ -43,6 +43,13 @@ double hring__plan_end(const hring_plan_input_t *in, int k, const int *first);
  * time, exactly hring__plan_end of the plan.  0 when out of memory. */
 int hring__plan_optimal(const hring_plan_input_t *in, int *first, double *end_s);
 
+/* A plan of least end too, but the one whose every prefix of buckets
+ * ends as early as that prefix can (the recursion's own plan, ties to the
+ * smaller last bucket): it keeps the most slack before the last tensor,
+ * so costs that turn out higher than predicted delay the end least.
+ * Usually more buckets than hring__plan_optimal's. */
+int hring__plan_earliest(const hring_plan_input_t *in, int *first, double *end_s);
+
 /* Fixed rules.  Each writes first[] (room for n) and returns k. */
 int hring__plan_none(int n, int *first);
 /* Consecutive tensors while the bucket stays within threshold bytes (a

@@ -127,6 +127,24 @@ HTEST(planner_optimal_vs_brute_force, 60) {
       int kn = hring__plan_none(n, none);
       HCHECK(hring__plan_end(&in, kn, none) >= end, "none beats the DP");
       HCHECK(hring__plan_end(&in, 1, none) >= end, "one bucket beats the DP");
+      /* The earliest plan ends as soon, and each of its prefixes ends
+       * as soon as the best plan of those tensors alone. */
+      int early[12];
+      double eend = NAN;
+      int ke = hring__plan_earliest(&in, early, &eend);
+      HREQUIRE(valid_plan(n, ke, early), "kind %d n %d: invalid earliest plan", kind, n);
+      HCHECK(fabs(eend - best) <= 1e-12 * fabs(best) && ke >= k,
+             "kind %d n %d: earliest plan ends %.17g in %d buckets, best %.17g in %d", kind, n,
+             eend, ke, best, k);
+      for (int b = 1; b < ke; b++) {
+        hring_plan_input_t pre = {early[b], bytes, ready, cost_fn, &c};
+        double pbest;
+        int pfew;
+        brute(&pre, 1e-12, &pbest, &pfew);
+        double pend = hring__plan_end(&pre, b, early);
+        HCHECK(pend <= pbest * (1 + 1e-12), "kind %d n %d: prefix of %d buckets ends %.17g, "
+               "best %.17g", kind, n, b, pend, pbest);
+      }
       cases++;
       multi += k > 1;
     }
