@@ -99,8 +99,13 @@ static void disagree_body(hring_comm_t comm, int rank, int n, void *arg) {
   void *s = NULL;
   HREQUIRE(cu->stream_create(&s) == 0, "stream");
   hring_result_t r = hring_allreduce(d, d, count, HRING_FLOAT32, HRING_SUM, comm, s);
-  HREQUIRE(r == HRING_SUCCESS, "enqueue: %s", hring_last_error());
-  for (int i = 0; i < 100000 && cu->stream_query(s) == 1; i++) usleep(100);
+  /* A slow rank may learn of the disagreement (a peer's notice) before it
+   * enqueues: the call is then refused at once, which is as good. */
+  HREQUIRE(r == HRING_SUCCESS ||
+               ((r == HRING_ERR_REMOTE || r == HRING_ERR_INVALID_USAGE) &&
+                strstr(hring_last_error(), "count")),
+           "enqueue: %s: %s", hring_strerror(r), hring_last_error());
+  for (int i = 0; i < 100000 && r == HRING_SUCCESS && cu->stream_query(s) == 1; i++) usleep(100);
   hring_result_t async = HRING_SUCCESS;
   for (int i = 0; i < 1000 && async == HRING_SUCCESS; i++) {
     hring_comm_get_async_error(comm, &async);
