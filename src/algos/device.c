@@ -156,14 +156,7 @@ static hring_result_t wait_queue(struct hring_dev_state *st, int (*pred)(struct 
     if (atomic_load(&comm->aborted) || hring__now_ns() > deadline)
       return hring__err(HRING_ERR_TIMEOUT, "rank %d: %s did not happen within %lld ms", comm->rank,
                         what, (long long)comm->timeout_ms);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 10000000;
-    if (ts.tv_nsec >= 1000000000) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000;
-    }
-    pthread_cond_timedwait(&st->cond, &st->lock, &ts);
+    hring__cond_wait_ms(&st->cond, &st->lock, 10);
   }
   return HRING_SUCCESS;
 }

@@ -84,7 +84,7 @@ const char *hring__cfg_str(hring_cfg_id_t id) {
   return v && *v ? v : table[id].defval;
 }
 
-static int parse_int(const char *s, int64_t *out) {
+int hring__cfg_parse_int(const char *s, int64_t *out) {
   char *end;
   errno = 0;
   long long v = strtoll(s, &end, 0);
@@ -96,6 +96,9 @@ static int parse_int(const char *s, int64_t *out) {
     case 'g': case 'G': mul = 1024LL * 1024 * 1024; end++; break;
     default: break;
   }
+  /* "64MiB", "64MB" read as "64M" (the spellings of Horovod's docs). */
+  if (mul > 1 && (*end == 'i' || *end == 'I')) end++;
+  if (mul > 1 && (*end == 'b' || *end == 'B')) end++;
   if (*end != '\0') return -1;
   *out = (int64_t)v * mul;
   return 0;
@@ -104,10 +107,10 @@ static int parse_int(const char *s, int64_t *out) {
 int64_t hring__cfg_int(hring_cfg_id_t id) {
   int64_t v = 0, def = 0;
   if ((unsigned)id >= HRING_CFG_COUNT) return 0;
-  if (table[id].defval) parse_int(table[id].defval, &def);
+  if (table[id].defval) hring__cfg_parse_int(table[id].defval, &def);
   const char *s = getenv(table[id].name);
   if (!s || !*s) return def;
-  if (parse_int(s, &v) != 0) {
+  if (hring__cfg_parse_int(s, &v) != 0) {
     HRING_WARN(HRING_SUB_INIT, "%s=%s is not a number; using %lld", table[id].name, s,
                (long long)def);
     return def;

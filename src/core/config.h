@@ -61,6 +61,9 @@ const char *hring__cfg_str(hring_cfg_id_t id);
 /* Integer value with K/M/G suffixes accepted; the default on a bad value
  * (logged at WARN once). */
 int64_t hring__cfg_int(hring_cfg_id_t id);
+/* A decimal (or 0x) integer with an optional binary suffix K, M or G
+ * (KiB/MB spellings too); 0 on success, -1 when s is not one. */
+int hring__cfg_parse_int(const char *s, int64_t *out);
 
 /* Prints the table (name, value in force, default, unit, help); markdown
  * gives a README table. */

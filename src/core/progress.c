@@ -189,15 +189,8 @@ static void run_next(struct hring_progress *e) {
 /* Waits (e->lock held) until the executor may have changed hands.  The
  * period only bounds a missed wake-up; every change broadcasts. */
 static void executor_wait(struct hring_progress *e) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_nsec += 50000000;
-  if (ts.tv_nsec >= 1000000000) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000;
-  }
   e->idle_waiters++;
-  pthread_cond_timedwait(&e->idle, &e->lock, &ts);
+  hring__cond_wait_ms(&e->idle, &e->lock, 50);
   e->idle_waiters--;
 }
 

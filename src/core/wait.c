@@ -78,3 +78,15 @@ int hring__ncores(void) {
   }
   return 1;
 }
+
+void hring__cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, long ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += ms / 1000;
+  ts.tv_nsec += (ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000;
+  }
+  pthread_cond_timedwait(cond, lock, &ts);
+}

@@ -11,6 +11,7 @@
 #ifndef HRING_CORE_WAIT_H
 #define HRING_CORE_WAIT_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 #include "hring.h"
@@ -38,6 +39,11 @@ static inline void hring__waiter_progress(hring_waiter_t *w) { w->polls = 0; w->
 /* Nothing ready yet: spin, yield or sleep.  `what` and `peer` name the
  * awaited thing in the timeout message. */
 hring_result_t hring__waiter_pause(hring_waiter_t *w, const char *what, int peer);
+
+/* pthread_cond_timedwait for at most ms milliseconds (the condition's
+ * default clock, CLOCK_REALTIME): for waits whose period only bounds a
+ * missed wake-up. */
+void hring__cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, long ms);
 
 /* Number of cores this process may run on. */
 int hring__ncores(void);

@@ -138,6 +138,7 @@ HRING_API hring_result_t hring_fusion_wait(hring_fusion_t f) {
 /* ---- creation ---- */
 
 static hring_result_t parse_mode(struct hring_fusion *f, const char *mode) {
+  int64_t threshold;
   if (!mode || !*mode) mode = hring__cfg_str(HRING_CFG_FUSION);
   if (!mode || !*mode || strcmp(mode, "planned") == 0) {
     f->mode = HRING_FUSE_PLANNED;
@@ -145,8 +146,10 @@ static hring_result_t parse_mode(struct hring_fusion *f, const char *mode) {
     f->mode = HRING_FUSE_NONE;
   } else if (strcmp(mode, "ddp") == 0) {
     f->mode = HRING_FUSE_DDP;
-  } else if (strncmp(mode, "threshold:", 10) == 0 && hring__fusion_parse_bytes(mode + 10, &f->threshold) == 0) {
+  } else if (strncmp(mode, "threshold:", 10) == 0 &&
+             hring__cfg_parse_int(mode + 10, &threshold) == 0 && threshold > 0) {
     f->mode = HRING_FUSE_THRESHOLD;
+    f->threshold = (size_t)threshold;
   } else {
     return hring__err(HRING_ERR_INVALID_ARGUMENT,
                       "hring_fusion_create: mode '%s' (none, threshold:BYTES, ddp, planned)", mode);

@@ -82,7 +82,6 @@ struct hring_fusion *hring__fusion_alloc(hring_comm_t comm, int n, const hring_f
 void hring__fusion_free(struct hring_fusion *f);
 void hring__fusion_error(struct hring_fusion *f, hring_result_t r);
 const char *hring__fusion_mode_name(const struct hring_fusion *f);
-int hring__fusion_parse_bytes(const char *s, size_t *out);
 /* Fails on every rank unless all registered the same tensors and mode. */
 hring_result_t hring__fusion_agree_counts(struct hring_fusion *f);
 /* fusion_probe.c: times allreduces of the sizes buckets can have, on

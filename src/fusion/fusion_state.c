@@ -28,22 +28,6 @@ const char *hring__fusion_mode_name(const struct hring_fusion *f) {
   return names[f->mode];
 }
 
-/* "64M", "1048576", "4K": bytes, with K/M/G binary suffixes. */
-int hring__fusion_parse_bytes(const char *s, size_t *out) {
-  char *end;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (end == s) return -1;
-  int shift = 0;
-  if (*end == 'K' || *end == 'k') shift = 10, end++;
-  else if (*end == 'M' || *end == 'm') shift = 20, end++;
-  else if (*end == 'G' || *end == 'g') shift = 30, end++;
-  if ((*end == 'i' || *end == 'I') && shift) end++;
-  if ((*end == 'B' || *end == 'b')) end++;
-  if (*end || v == 0 || v > (~0ull >> shift)) return -1;
-  *out = (size_t)(v << shift);
-  return 0;
-}
-
 static int alloc_arrays(struct hring_fusion *f, int n) {
   size_t N = (size_t)n;
   f->ptr = calloc(N, sizeof *f->ptr);

@@ -211,6 +211,10 @@ static void bad_body(hring_comm_t comm, int rank, int n, void *arg) {
            bad_modes[m]);
   }
   HCHECK(f == (hring_fusion_t)0x1, "a refused create wrote the handle");
+  o.mode = "threshold:64MiB"; /* Horovod's spelling */
+  HREQUIRE(hring_fusion_create(comm, 3, t, &o, &f) == HRING_SUCCESS, "threshold:64MiB: %s",
+           hring_last_error());
+  HCHECK(hring_fusion_destroy(f) == HRING_SUCCESS, "destroy");
   o.mode = "ddp";
   HCHECK(hring_fusion_create(comm, 3, t, &o, NULL) == HRING_ERR_INVALID_ARGUMENT, "NULL out");
   HCHECK(hring_fusion_create(comm, 0, t, &o, &f) == HRING_ERR_INVALID_ARGUMENT, "0 tensors");
