@@ -550,8 +550,11 @@ typedef struct {
  * carries the library's own explanation. */
 static void perf_check_rc(perf_run_t *R, hring_result_t rc, const char *what) {
   if (rc == HRING_SUCCESS) return;
-  fprintf(stderr, "%s: rank %d: %s failed: %s: %s\n", R->prog, R->rank, what,
-          hring_strerror(rc), hring_last_error());
+  /* Before the communicator exists the rank is not known. */
+  char who[32] = "";
+  if (R->rank >= 0) snprintf(who, sizeof who, "rank %d: ", R->rank);
+  fprintf(stderr, "%s: %s%s failed: %s: %s\n", R->prog, who, what, hring_strerror(rc),
+          hring_last_error());
   fflush(stderr);
   if (R->comm) hring_comm_destroy(R->comm);
   exit(1);
@@ -914,6 +917,7 @@ int hring_perf_main(int argc, char **argv, const hring_perf_coll_t *coll) {
 
   perf_run_t R;
   memset(&R, 0, sizeof R);
+  R.rank = -1;
   R.coll = coll;
   R.o = &o;
   R.prog = prog;

@@ -11,6 +11,9 @@
 # env:   HOSTS=4 K=2 RATE=1gbit (empty: no limit) REPS=3 ALGOS="ring hier hier2d auto"
 #        BIN=all_reduce_perf ARGS="-b 64K -e 64M -f 4 -c 1"
 #        OUT=/tmp/hring-netns/<date>   raw outputs and summary.md
+#        An entry ALGO:TAG of ALGOS runs the binary of $BINDIR_TAG instead of
+#        build/bin (A/B of two builds in one run: ALGOS="ring ring:old"
+#        BINDIR_old=/path/to/old/build/bin).
 set -u
 cd "$(dirname "$0")/.."
 HOSTS=${HOSTS:-4}
@@ -36,7 +39,11 @@ bash tests/netns/cluster.sh up $P "$HOSTS" "$RATE" || exit 1
 # One job: every rank started in its host's namespace, rank 0 serving the
 # bootstrap root on host 0's address.
 run_job() {
-  local algo=$1 log=$2 port=$((20000 + RANDOM % 20000)) pids=() rc=0
+  local algo=${1%%:*} log=$2 port=$((20000 + RANDOM % 20000)) pids=() rc=0 bindir=build/bin
+  if [ "$1" != "$algo" ]; then
+    local var="BINDIR_${1#*:}"
+    bindir=${!var:?"$var is not set (ALGOS entry $1)"}
+  fi
   local secret
   secret=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
   for r in $(seq 0 $((N - 1))); do
@@ -44,7 +51,7 @@ run_job() {
     [ "$algo" != auto ] && env_algo=(HRING_ALGO="$algo")
     ip netns exec "$P$h" env HRING_ROOT="10.78.0.1:$port" HRING_RANK="$r" HRING_NRANKS="$N" \
       HRING_SECRET="$secret" HRING_NODE_ID="host$h" HRING_SOCKET_IFNAME=eth0 "${env_algo[@]}" \
-      "build/bin/$BIN" $ARGS > "$log.$r" 2>&1 &
+      "$bindir/$BIN" $ARGS > "$log.$r" 2>&1 &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p" || rc=1; done

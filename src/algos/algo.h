@@ -36,6 +36,15 @@ typedef struct {
 void hring__engine_init(hring_engine_t *e, struct hring_comm *comm);
 /* Adds a connection to the set progressed while waiting (no duplicates). */
 void hring__engine_use(hring_engine_t *e, hring_conn_t *c);
+/* One wait for progress on c, after the caller progressed every connection
+ * in use and found nothing to do: where c has a descriptor (tcp), blocks in
+ * poll() on it and on those of the other connections in use (their queued
+ * bytes keep moving); else yields or sleeps (wait.h).  Bounded by the
+ * comm's deadline; peer names the awaited rank in a timeout. */
+hring_result_t hring__engine_pause(hring_engine_t *e, hring_conn_t *c, const char *what);
+/* The same for a caller that serves several connections at once: it blocks
+ * only when every connection in use has a descriptor. */
+hring_result_t hring__engine_pause_any(hring_engine_t *e, const char *what, int peer);
 /* Blocking (bounded) forms of send_get / recv_get. */
 hring_result_t hring__engine_send_get(hring_engine_t *e, hring_conn_t *c, void **buf);
 hring_result_t hring__engine_recv_get(hring_engine_t *e, hring_conn_t *c, void **buf,

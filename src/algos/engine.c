@@ -1,6 +1,7 @@
 /* engine.c - bounded waits over the FIFO calls (see algo.h). */
 #include "algos/algo.h"
 
+#include <poll.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -18,6 +19,45 @@ void hring__engine_use(hring_engine_t *e, hring_conn_t *c) {
   if (e->nactive < HRING_ENGINE_MAX_ACTIVE) e->active[e->nactive++] = c;
 }
 
+/* The poll set of the connections in use, c's first: n = 0 when c (or,
+ * with c NULL, any connection in use) has no descriptor, since its
+ * progress would then go unseen while blocked. */
+static int poll_set(hring_engine_t *e, hring_conn_t *c, struct pollfd *fds) {
+  int n = 0;
+  short ev;
+  if (c) {
+    int fd = c->ops->wait_fd ? c->ops->wait_fd(c, &ev) : -1;
+    if (fd < 0) return 0;
+    fds[n++] = (struct pollfd){.fd = fd, .events = ev};
+  }
+  for (int i = 0; i < e->nactive; i++) {
+    hring_conn_t *a = e->active[i];
+    if (a == c) continue;
+    if (!a->ops->wait_fd) {
+      if (!c) return 0;
+      continue;
+    }
+    int fd = a->ops->wait_fd(a, &ev);
+    if (fd >= 0 && ev) fds[n++] = (struct pollfd){.fd = fd, .events = ev};
+  }
+  return n;
+}
+
+static hring_result_t pause_on(hring_engine_t *e, hring_conn_t *c, const char *what, int peer) {
+  struct pollfd fds[HRING_ENGINE_MAX_ACTIVE + 1];
+  int n = poll_set(e, c, fds);
+  return n ? hring__waiter_block(&e->waiter, what, peer, fds, n)
+           : hring__waiter_pause(&e->waiter, what, peer);
+}
+
+hring_result_t hring__engine_pause(hring_engine_t *e, hring_conn_t *c, const char *what) {
+  return pause_on(e, c, what, c->peer);
+}
+
+hring_result_t hring__engine_pause_any(hring_engine_t *e, const char *what, int peer) {
+  return pause_on(e, NULL, what, peer);
+}
+
 static hring_result_t progress_all(hring_engine_t *e) {
   for (int i = 0; i < e->nactive; i++) HRING_CHECK(hring__conn_progress(e->active[i]));
   return HRING_SUCCESS;
@@ -32,7 +72,7 @@ hring_result_t hring__engine_send_get(hring_engine_t *e, hring_conn_t *c, void *
     }
     if (r != HRING_IN_PROGRESS) return r;
     HRING_CHECK(progress_all(e));
-    HRING_CHECK(hring__waiter_pause(&e->waiter, "a free send slot", c->peer));
+    HRING_CHECK(hring__engine_pause(e, c, "a free send slot"));
   }
 }
 
@@ -52,7 +92,7 @@ hring_result_t hring__engine_recv_get(hring_engine_t *e, hring_conn_t *c, void *
     if (r == HRING_SUCCESS) break;
     if (r != HRING_IN_PROGRESS) return r;
     HRING_CHECK(progress_all(e));
-    HRING_CHECK(hring__waiter_pause(&e->waiter, "data", c->peer));
+    HRING_CHECK(hring__engine_pause(e, c, "data"));
   }
   hring__waiter_progress(&e->waiter);
   if (len != expect_len)
@@ -71,7 +111,7 @@ hring_result_t hring__engine_flush(hring_engine_t *e) {
       if (r == HRING_SUCCESS) break;
       if (r != HRING_IN_PROGRESS) return r;
       HRING_CHECK(progress_all(e));
-      HRING_CHECK(hring__waiter_pause(&e->waiter, "the send queue to drain", c->peer));
+      HRING_CHECK(hring__engine_pause(e, c, "the send queue to drain"));
     }
   }
   return HRING_SUCCESS;

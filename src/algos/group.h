@@ -74,6 +74,13 @@ typedef struct {
 hring_result_t hring__group_run(hring_engine_t *e, const hring_group_t *g, int mode,
                                 const hring_group_xfer_t *x);
 
+/* Recursive halving-doubling allreduce (mode HRING_GROUP_AR's contract,
+ * bounds and chunk_bytes unused: messages are cut at the slot size) for a
+ * group of a power-of-two size: fewer, larger messages than the ring for
+ * the same bytes (group_hd.c).  The engine is not flushed. */
+hring_result_t hring__group_allreduce_hd(hring_engine_t *e, const hring_group_t *g,
+                                         const hring_group_xfer_t *x);
+
 /* Chain reduce to member 0: member 0 ends with in reduced over the group
  * in out (op; AVG sums, the caller divides), others only send.  out may be
  * in.  Pipelined in chunks of at most chunk_bytes; the engine is not

@@ -45,8 +45,36 @@ typedef struct {
   size_t chunk; /* largest message an algorithm sends (pipelining unit); 0: no limit */
 } hring_model_shape_t;
 
+/* One measured collective: algorithm, size, the layout and chunk it ran
+ * with, and its time (the slowest rank's). */
+typedef struct {
+  int algo;
+  size_t bytes;
+  hring_model_shape_t shape;
+  double seconds;
+} hring_model_sample_t;
+
+/* Fits p (in place, starting from its values) to the samples: the
+ * parameters that minimize a robust loss of log(predicted / measured)
+ * over all of them (model_fit.c).  Bit k of fixed (k = 0..5: intra alpha,
+ * beta, gamma, inter alpha, beta, gamma) keeps that parameter as it is, as
+ * for a level no sample uses.  Returns the mean |log| at the end (0.22: a
+ * typical miss of 25%). */
+double hring__model_fit(hring_model_params_t *p, const hring_model_sample_t *x, int n,
+                        unsigned fixed);
+
 /* Format version of the parameter file (hring__model_save). */
 #define HRING_MODEL_FILE_VERSION 1
+
+/* Whether the inter-node phase of hier (the leaders' allreduce of all
+ * bytes) or of hier2d (one allreduce per shard) runs by recursive
+ * halving-doubling instead of the ring (hier.c): nnodes a power of two, at
+ * least 4, and at most HRING_HIER_HD_MAX bytes per inter-node allreduce.
+ * Depends on the call and the layout only, so every rank agrees. */
+#define HRING_HIER_HD_MAX (256 * 1024)
+static inline int hring__hier_uses_hd(int nnodes, size_t bytes) {
+  return nnodes >= 4 && (nnodes & (nnodes - 1)) == 0 && bytes <= HRING_HIER_HD_MAX;
+}
 
 /* The built-in parameters (model.c says where each was measured). */
 void hring__model_defaults(hring_model_params_t *p);

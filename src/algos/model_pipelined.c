@@ -78,6 +78,9 @@ double hring__model_tree(const hring_model_params_t *p, const hring_model_shape_
   return pipelined(p, s, n, tree_stages);
 }
 
+typedef double (*half_fn)(const hring_model_level_t *l, double g, double n, size_t chunk,
+                         double share, int reduce);
+
 /* Ring reduce-scatter (or allgather: gamma 0) among g members of one level,
  * on a vector of n bytes, with `share` rings sharing each link. */
 static double ring_half(const hring_model_level_t *l, double g, double n, size_t chunk,
@@ -85,6 +88,16 @@ static double ring_half(const hring_model_level_t *l, double g, double n, size_t
   if (g <= 1) return 0;
   double c = nchunks(n / g, chunk);
   return (g - 1) * c * l->alpha + (g - 1) / g * n * (l->beta * share + (reduce ? l->gamma : 0));
+}
+
+/* Recursive halving (or doubling: gamma 0) among g members (a power of two)
+ * on n bytes: log2 g steps, of n/2, n/4, ... n/g bytes; the ring's volume. */
+static double hd_half(const hring_model_level_t *l, double g, double n, size_t chunk,
+                      double share, int reduce) {
+  if (g <= 1) return 0;
+  double t = 0, part = n;
+  for (int i = 0; i < log2_floor((int)g); i++) t += nchunks(part /= 2, chunk) * l->alpha;
+  return t + (g - 1) / g * n * (l->beta * share + (reduce ? l->gamma : 0));
 }
 
 /* The paper's form (hier.c): each node reduces to its leader along a chain
@@ -104,21 +117,24 @@ static void chain_bcast(const hring_model_params_t *p, const hring_model_shape_t
 
 double hring__model_hier(const hring_model_params_t *p, const hring_model_shape_t *s, double n) {
   const double N = s->nnodes;
-  double leaders = ring_half(&p->inter, N, n, s->chunk, 1, 1) +
-                   ring_half(&p->inter, N, n, s->chunk, 1, 0);
+  half_fn half = hring__hier_uses_hd(s->nnodes, (size_t)n) ? hd_half : ring_half;
+  double leaders = half(&p->inter, N, n, s->chunk, 1, 1) + half(&p->inter, N, n, s->chunk, 1, 0);
   if (s->kmax <= 1) return leaders;
   return pipelined(p, s, n, chain_reduce) + leaders + pipelined(p, s, n, chain_bcast);
 }
 
 /* The 2D form: intra-node reduce-scatter, k inter-node rings (one per local
- * rank, on its shard of n/k) sharing the node's link, intra-node allgather. */
+ * rank, on its shard of n/k) sharing the node's link, intra-node allgather.
+ * In both forms a small inter-node allreduce on a power-of-two number of
+ * nodes is halving-doubling instead of the ring (hier.c). */
 double hring__model_hier2d(const hring_model_params_t *p, const hring_model_shape_t *s, double n) {
   const double k = s->kmax, N = s->nnodes;
   double intra = ring_half(&p->intra, k, n, s->chunk, 1, 1) + ring_half(&p->intra, k, n, s->chunk, 1, 0);
   /* On a node of kmin < kmax ranks, a rank owns several shards and runs
    * their rings one after the other. */
   double serial = ceil(k / (s->kmin > 0 ? s->kmin : 1));
-  double inter = serial * (ring_half(&p->inter, N, n / k, s->chunk, k, 1) +
-                           ring_half(&p->inter, N, n / k, s->chunk, k, 0));
+  half_fn half = hring__hier_uses_hd(s->nnodes, (size_t)ceil(n / k)) ? hd_half : ring_half;
+  double inter = serial * (half(&p->inter, N, n / k, s->chunk, k, 1) +
+                           half(&p->inter, N, n / k, s->chunk, k, 0));
   return intra + inter;
 }

@@ -218,7 +218,7 @@ hring_result_t hring__allreduce_tree(struct hring_comm *comm, const hring_coll_a
     int peer = t.ku < a->count && t.nchild ? t.down[0].conn->peer
                : t.up.conn                 ? t.up.conn->peer
                                            : -1;
-    HRING_CHECK(hring__waiter_pause(&e.waiter, "tree data", peer));
+    HRING_CHECK(hring__engine_pause_any(&e, "tree data", peer));
   }
   return hring__engine_flush(&e);
 }

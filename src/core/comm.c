@@ -142,21 +142,38 @@ void hring__comm_fail(struct hring_comm *comm, hring_result_t code) {
 
 /* ---- creation ---- */
 
+/* The kernel's boot id ("" where it cannot be read). */
+static void boot_id(char *out, size_t len) {
+  out[0] = '\0';
+  FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+  if (f) {
+    if (!fgets(out, (int)len, f)) out[0] = '\0';
+    fclose(f);
+    out[strcspn(out, "\n")] = '\0';
+  }
+}
+
 static void node_identity(char *out, size_t len) {
   const char *over = hring__cfg_str(HRING_CFG_NODE_ID);
   if (over && *over) {
     snprintf(out, len, "%s", over);
     return;
   }
-  char host[HRING_HOST_MAX] = "", boot[64] = "";
+  char host[HRING_HOST_MAX] = "", boot[64];
   gethostname(host, sizeof host - 1);
-  FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
-  if (f) {
-    if (!fgets(boot, sizeof boot, f)) boot[0] = '\0';
-    fclose(f);
-    boot[strcspn(boot, "\n")] = '\0';
-  }
+  boot_id(boot, sizeof boot);
   snprintf(out, len, "%.60s:%.34s", host, boot);
+}
+
+/* Ranks that share this rank's machine: emulated nodes (HRING_NODE_ID,
+ * network namespaces) on one machine share its cores, and whether ranks
+ * outnumber cores is what decides between spinning and yielding. */
+static int machine_size(const struct hring_comm *c) {
+  const char *mine = c->peers[c->rank].machine_id;
+  if (!*mine) return c->local_size;
+  int n = 0;
+  for (int r = 0; r < c->nranks; r++) n += strcmp(c->peers[r].machine_id, mine) == 0;
+  return n > c->local_size ? n : c->local_size;
 }
 
 static void comm_free(struct hring_comm *c, int drain) {
@@ -248,6 +265,7 @@ static hring_result_t comm_create(struct hring_comm **out, int nranks, const hri
   me.pid = (int32_t)getpid();
   gethostname(me.host, sizeof me.host - 1);
   node_identity(me.node_id, sizeof me.node_id);
+  boot_id(me.machine_id, sizeof me.machine_id);
   c->peers = calloc((size_t)nranks, sizeof *c->peers);
   c->conns = calloc((size_t)nranks, sizeof *c->conns);
   if (!c->peers || !c->conns) {
@@ -260,7 +278,8 @@ static hring_result_t comm_create(struct hring_comm **out, int nranks, const hri
   HRING_CHECK_GOTO(check_peers(c), r, fail);
   HRING_CHECK_GOTO(find_nodes(c), r, fail);
   int cores = hring__topo_ncores();
-  c->oversubscribed = c->local_size > cores;
+  c->machine_size = machine_size(c);
+  c->oversubscribed = c->machine_size > cores;
   c->spin_ns = c->oversubscribed ? 0 : hring__cfg_int(HRING_CFG_SPIN_US) * 1000;
   hring__topo_bind(c, bind); /* before the transports, so their memory and threads follow */
   HRING_CHECK_GOTO(hring__transports_setup(c), r, fail);
@@ -272,8 +291,8 @@ static hring_result_t comm_create(struct hring_comm **out, int nranks, const hri
     r = hring__err(HRING_ERR_NO_MEMORY, "comm registry");
     goto fail;
   }
-  HRING_INFO(HRING_SUB_INIT, "rank %d/%d up: node %d/%d, local rank %d/%d on %d cores%s",
-             rank, nranks, c->node, c->nnodes, c->local_rank, c->local_size, cores,
+  HRING_INFO(HRING_SUB_INIT, "rank %d/%d up: node %d/%d, local rank %d/%d (%d rank(s) on this machine's %d cores)%s",
+             rank, nranks, c->node, c->nnodes, c->local_rank, c->local_size, c->machine_size, cores,
              c->oversubscribed ? " (oversubscribed: yielding instead of spinning)" : "");
   *out = c;
   return HRING_SUCCESS;

@@ -24,6 +24,9 @@ typedef struct {
   int32_t pid;
   char node_id[HRING_NODE_ID_MAX]; /* hostname:boot_id, or HRING_NODE_ID */
   char host[HRING_HOST_MAX];
+  /* The kernel's boot id: ranks with the same one share the machine's
+   * cores, whatever node HRING_NODE_ID puts them on. */
+  char machine_id[40];
   struct sockaddr_storage addr; /* address tcp listeners bind on this rank */
 } hring_peer_info_t;
 
@@ -36,6 +39,7 @@ struct hring_comm {
   int rank, nranks;
   int node, nnodes;            /* index of this rank's node, number of nodes */
   int local_rank, local_size;  /* among ranks of the same node */
+  int machine_size;            /* ranks on this machine (machine_id), any node */
   int *node_of;                /* [nranks] node index of every rank */
   hring_peer_info_t *peers;    /* [nranks] */
   uint8_t secret[HRING_SECRET_BYTES];

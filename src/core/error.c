@@ -27,6 +27,11 @@ HRING_API const char *hring_last_error(void) { return last_error; }
 
 void hring__err_clear(void) { last_error[0] = '\0'; }
 
+hring_result_t hring__err_quiet(hring_result_t code, const char *msg) {
+  if (msg != last_error) snprintf(last_error, sizeof last_error, "%s", msg);
+  return code;
+}
+
 static hring_result_t err_v(hring_result_t code, int errno_value, const char *fmt, va_list ap) {
   int saved = errno;
   /* Format aside first: callers may pass hring_last_error() as an argument

@@ -20,6 +20,11 @@ hring_result_t hring__err_errno(hring_result_t code, int errno_value,
                                 const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Sets the thread's last error to msg without logging it: for a failure
+ * already reported where it happened (another thread's, handed over with
+ * its request).  Returns code. */
+hring_result_t hring__err_quiet(hring_result_t code, const char *msg);
+
 /* Forgets the thread's last error (at the start of a public call that
  * succeeds, the previous message must not be mistaken for a new one). */
 void hring__err_clear(void);

@@ -397,7 +397,7 @@ static hring_result_t request_check(const char *fn, hring_request_t *req) {
 static hring_result_t request_take(hring_request_t *req) {
   struct hring_request *q = *req;
   hring_result_t r = q->result;
-  if (r != HRING_SUCCESS) hring__err(r, "%s", q->msg);
+  if (r != HRING_SUCCESS) hring__err_quiet(r, q->msg);
   *req = NULL;
   request_unref(q);
   return r;
@@ -454,6 +454,6 @@ HRING_API hring_result_t hring_waitall(int n, hring_request_t *reqs) {
     reqs[i] = NULL;
     request_unref(q);
   }
-  if (first != HRING_SUCCESS) hring__err(first, "%s", msg);
+  if (first != HRING_SUCCESS) hring__err_quiet(first, msg);
   return first;
 }

@@ -11,6 +11,7 @@
 #ifndef HRING_CORE_WAIT_H
 #define HRING_CORE_WAIT_H
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <time.h>
@@ -39,6 +40,11 @@ static inline void hring__waiter_progress(hring_waiter_t *w) { w->polls = 0; w->
 /* Nothing ready yet: spin, yield or sleep.  `what` and `peer` name the
  * awaited thing in the timeout message. */
 hring_result_t hring__waiter_pause(hring_waiter_t *w, const char *what, int peer);
+/* The same, but past the spin it blocks in poll() on fds (whose events say
+ * what would be progress), so the kernel wakes this rank when its data
+ * comes instead of after a yield or a sleep. */
+hring_result_t hring__waiter_block(hring_waiter_t *w, const char *what, int peer,
+                                   struct pollfd *fds, int nfds);
 
 /* pthread_cond_timedwait for at most ms milliseconds (the condition's
  * default clock, CLOCK_REALTIME): for waits whose period only bounds a

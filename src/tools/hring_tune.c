@@ -14,7 +14,16 @@
  * -b to -e (factor 2) it times float32 sum allreduces of the algorithm
  * HRING_ALGO forces (the slowest rank's time per op) and prints them next
  * to the prediction from the parameters just measured.
+ *
+ * -f fits the parameters to whole collectives instead (model_fit.c): it
+ * times every algorithm of -a (default: the ring, the tree and
+ * halving-doubling on one node; the ring, both hierarchical forms and
+ * halving-doubling and recursive doubling across nodes) at -b, 4 -b, 16 -b ... up to -e, fits the
+ * six parameters to those times, and checks the fit at the sizes in
+ * between (2 -b, 8 -b, ...), which it did not see.  The file (-o) then
+ * holds the fitted parameters.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,49 +62,156 @@ static size_t chunk_of(const struct hring_comm *comm, int algo, size_t bytes) {
   return hring__ring_chunk(comm, bytes);
 }
 
-/* Predicted against measured, size by size; every rank runs the same
- * number of calls (set from the prediction, which every rank shares). */
+/* The slowest rank's time per float32 sum allreduce of `bytes` with the
+ * forced algorithm, the median of 3 batches of about 20 ms each (a batch
+ * size every rank derives from the shared prediction); < 0 on failure. */
+static double time_op(hring_comm_t comm, const float *in, float *out, size_t bytes, double pred) {
+  int iters = pred > 0 ? (int)(0.02 / pred) : 1000;
+  iters = iters < 2 ? 2 : iters > 1000 ? 1000 : iters;
+  size_t count = bytes / sizeof(float);
+  double t[3];
+  for (int rep = -1; rep < 3; rep++) { /* one warm-up batch */
+    double t0 = now_s();
+    for (int i = 0; i < (rep < 0 ? 2 : iters); i++)
+      if (hring_allreduce(in, out, count, HRING_FLOAT32, HRING_SUM, comm, NULL) != HRING_SUCCESS) {
+        fprintf(stderr, "hring-tune: %s\n", hring_last_error());
+        return -1;
+      }
+    if (rep >= 0) t[rep] = (now_s() - t0) / iters;
+  }
+  double med = t[0] + t[1] + t[2] - fmin(t[0], fmin(t[1], t[2])) - fmax(t[0], fmax(t[1], t[2]));
+  if (hring_allreduce(&med, &med, 1, HRING_FLOAT64, HRING_MAX, comm, NULL) != HRING_SUCCESS)
+    return -1;
+  return med;
+}
+
+/* Buffers for sizes up to hi, filled with small integers. */
+static int alloc_bufs(size_t hi, float **in, float **out) {
+  *in = malloc(hi), *out = malloc(hi);
+  if (!*in || !*out) {
+    free(*in), free(*out);
+    fprintf(stderr, "hring-tune: out of memory\n");
+    return 1;
+  }
+  for (size_t i = 0; i < hi / sizeof(float); i++) (*in)[i] = (float)(i & 255);
+  return 0;
+}
+
+/* Predicted against measured, size by size, for the forced algorithm. */
 static int check(hring_comm_t comm, const hring_model_params_t *p, size_t lo, size_t hi) {
   int algo = comm->algo_forced;
   if (algo == HRING_ALGO_AUTO) {
     if (comm->rank == 0) fprintf(stderr, "hring-tune -c: set HRING_ALGO to the algorithm to check\n");
     return 1;
   }
-  float *in = malloc(hi), *out = malloc(hi);
-  if (!in || !out) {
-    free(in), free(out);
-    fprintf(stderr, "hring-tune -c: out of memory\n");
-    return 1;
-  }
-  for (size_t i = 0; i < hi / sizeof(float); i++) in[i] = (float)(i & 255);
+  float *in, *out;
+  if (alloc_bufs(hi, &in, &out)) return 1;
   hring_model_shape_t s;
   hring__model_shape_of(comm, &s);
   if (comm->rank == 0)
     printf("check: %s, %d ranks, %d node(s); time per op in us (slowest rank)\n%12s %12s %12s %8s\n",
            hring__algo_names[algo], s.nranks, s.nnodes, "bytes", "predicted", "measured", "ratio");
   int rc = 0;
-  for (size_t b = lo; b <= hi && rc == 0; b *= 2) {
+  for (size_t b = lo; b <= hi; b *= 2) {
     s.chunk = chunk_of(comm, algo, b);
     double pred = hring__model_predict(p, &s, algo, b);
-    int iters = pred > 0 ? (int)(0.05 / pred) : 1000; /* about 50 ms per size */
-    iters = iters < 3 ? 3 : iters > 1000 ? 1000 : iters;
-    size_t count = b / sizeof(float);
-    double t = 0;
-    for (int i = -2; i < iters && rc == 0; i++) { /* two warm-up calls */
-      if (i == 0) t = now_s();
-      if (hring_allreduce(in, out, count, HRING_FLOAT32, HRING_SUM, comm, NULL) != HRING_SUCCESS) {
-        fprintf(stderr, "hring-tune -c: %s\n", hring_last_error());
-        rc = 1;
-      }
+    double t = time_op(comm, in, out, b, pred);
+    if (t < 0) {
+      rc = 1;
+      break;
     }
-    if (rc) break;
-    t = (now_s() - t) / iters;
-    if (hring_allreduce(&t, &t, 1, HRING_FLOAT64, HRING_MAX, comm, NULL) != HRING_SUCCESS) rc = 1;
-    if (comm->rank == 0)
-      printf("%12zu %12.1f %12.1f %8.2f\n", b, pred * 1e6, t * 1e6, t / pred);
+    if (comm->rank == 0) printf("%12zu %12.1f %12.1f %8.2f\n", b, pred * 1e6, t * 1e6, t / pred);
   }
   free(in), free(out);
   return rc;
+}
+
+#define FIT_MAX_ALGOS 8
+#define FIT_MAX_SAMPLES 512
+
+/* The algorithms -a names (comma-separated), or the defaults for the
+ * layout; the count, or -1 after printing why not. */
+static int fit_algos(const struct hring_comm *comm, const char *list, int *algos) {
+  static const int one_node[] = {HRING_ALGO_RING, HRING_ALGO_TREE, HRING_ALGO_RABENSEIFNER};
+  static const int nodes[] = {HRING_ALGO_RING, HRING_ALGO_HIER, HRING_ALGO_HIER2D,
+                              HRING_ALGO_RABENSEIFNER, HRING_ALGO_RDOUBLE};
+  int n = 0;
+  if (!list) {
+    const int *d = comm->nnodes > 1 ? nodes : one_node;
+    n = comm->nnodes > 1 ? 5 : 3;
+    for (int i = 0; i < n; i++) algos[i] = d[i];
+    return n;
+  }
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", list);
+  for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    int a = 0;
+    for (int k = HRING_ALGO_RING; k < HRING_ALGO_COUNT && !a; k++)
+      if (strcmp(t, hring__algo_names[k]) == 0) a = k;
+    if (!a || n == FIT_MAX_ALGOS) {
+      if (comm->rank == 0)
+        fprintf(stderr, "hring-tune -a: %s\n", a ? "too many algorithms" : "unknown algorithm");
+      return -1;
+    }
+    algos[n++] = a;
+  }
+  return n;
+}
+
+/* -f: times the algorithms at lo, 2 lo, 4 lo ... hi; fits p to the sizes
+ * lo * 4^i and prints predicted against measured for all, the others
+ * marked as the check. */
+static int fit(hring_comm_t comm, hring_model_params_t *p, const char *list, size_t lo,
+               size_t hi) {
+  int algos[FIT_MAX_ALGOS], na = fit_algos(comm, list, algos);
+  if (na < 0) return 1;
+  float *in, *out;
+  if (alloc_bufs(hi, &in, &out)) return 1;
+  static hring_model_sample_t x[FIT_MAX_SAMPLES];
+  int nx = 0, rc = 0, saved = comm->algo_forced;
+  for (int i = 0; i < na && rc == 0; i++)
+    for (size_t b = lo; b <= hi && nx < FIT_MAX_SAMPLES; b *= 2) {
+      comm->algo_forced = algos[i];
+      hring_model_shape_t s;
+      hring__model_shape_of(comm, &s);
+      s.chunk = chunk_of(comm, algos[i], b);
+      double t = time_op(comm, in, out, b, hring__model_predict(p, &s, algos[i], b));
+      if (t < 0) {
+        rc = 1;
+        break;
+      }
+      x[nx++] = (hring_model_sample_t){algos[i], b, s, t};
+    }
+  comm->algo_forced = saved;
+  free(in), free(out);
+  if (rc) return rc;
+  /* Fit on every other size (lo * 4^i); the rest checks the fit. */
+  hring_model_sample_t train[FIT_MAX_SAMPLES];
+  int nt = 0;
+  for (int i = 0; i < nx; i++) {
+    size_t q = x[i].bytes / lo;
+    if ((q & 0x5555555555555555ull) == q) train[nt++] = x[i];
+  }
+  hring_model_shape_t s;
+  hring__model_shape_of(comm, &s);
+  unsigned fixed = 0;
+  if (s.kmax <= 1) fixed |= 7u;      /* no two ranks share a node */
+  if (s.nnodes <= 1) fixed |= 7u << 3; /* one node */
+  double err = hring__model_fit(p, train, nt, fixed);
+  if (comm->rank == 0) {
+    printf("fit: %d ranks, %d node(s), %d samples (mean |log error| %.3f); time per op in us\n",
+           s.nranks, s.nnodes, nt, err);
+    printf("%-13s %12s %6s %12s %12s %8s\n", "algorithm", "bytes", "set", "predicted", "measured",
+           "ratio");
+    for (int i = 0; i < nx; i++) {
+      size_t q = x[i].bytes / lo;
+      double pr = hring__model_predict(p, &x[i].shape, x[i].algo, x[i].bytes);
+      printf("%-13s %12zu %6s %12.1f %12.1f %8.2f\n", hring__algo_names[x[i].algo], x[i].bytes,
+             (q & 0x5555555555555555ull) == q ? "fit" : "check", pr * 1e6, x[i].seconds * 1e6,
+             x[i].seconds / pr);
+    }
+  }
+  return 0;
 }
 
 static size_t parse_bytes(const char *v) {
@@ -108,16 +224,19 @@ static size_t parse_bytes(const char *v) {
 
 int main(int argc, char **argv) {
   const char *out = NULL;
-  int quiet = 0, do_check = 0;
+  const char *algos = NULL;
+  int quiet = 0, do_check = 0, do_fit = 0;
   size_t lo = 64 << 10, hi = 16 << 20;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) out = argv[++i];
     else if (strcmp(argv[i], "-q") == 0) quiet = 1;
     else if (strcmp(argv[i], "-c") == 0) do_check = 1;
+    else if (strcmp(argv[i], "-f") == 0) do_fit = 1;
+    else if (strcmp(argv[i], "-a") == 0 && i + 1 < argc) algos = argv[++i];
     else if (strcmp(argv[i], "-b") == 0 && i + 1 < argc) lo = parse_bytes(argv[++i]);
     else if (strcmp(argv[i], "-e") == 0 && i + 1 < argc) hi = parse_bytes(argv[++i]);
     else {
-      fprintf(stderr, "usage: hring-run -n N %s [-o FILE] [-q] [-c [-b MIN] [-e MAX]]\n", argv[0]);
+      fprintf(stderr, "usage: hring-run -n N %s [-o FILE] [-q] [-c | -f [-a ALGO,...]] [-b MIN] [-e MAX]\n", argv[0]);
       return 2;
     }
   }
@@ -136,9 +255,14 @@ int main(int argc, char **argv) {
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   r = hring__model_calibrate(comm, &p);
-  clock_gettime(CLOCK_MONOTONIC, &t1);
+  /* The fit starts from the ping-pong figures; every rank fits the same
+   * samples (max over ranks) the same way, so all hold the same result. */
   int rc = 0, calibrated = r == HRING_SUCCESS;
-  if (r != HRING_SUCCESS) {
+  if (calibrated && do_fit && fit(comm, &p, algos, lo, hi) != 0) rc = 1, calibrated = 0;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  if (rc) {
+    /* fit() said why */
+  } else if (r != HRING_SUCCESS) {
     fprintf(stderr, "hring-tune: calibration failed: %s: %s\n", hring_strerror(r),
             hring_last_error());
     rc = 1;
@@ -149,12 +273,13 @@ int main(int argc, char **argv) {
     int local0 = 0; /* ranks on rank 0's node: calibration measures there */
     for (int q = 0; q < comm->nranks; q++) local0 += comm->node_of[q] == comm->node_of[0];
     char note[200];
-    snprintf(note, sizeof note, "measured on %d ranks, %d node(s)%s%s", s.nranks, s.nnodes,
+    snprintf(note, sizeof note, "%s on %d ranks, %d node(s)%s%s",
+             do_fit ? "fitted to collectives" : "measured", s.nranks, s.nnodes,
              local0 > 1 ? "" : "; intra: built-in (rank 0 alone on its node)",
              s.nnodes > 1 ? "" : "; inter: built-in (one node)");
     if (!quiet) {
       print_params(&p, &s);
-      printf("  calibration took %.3f s; %s\n", secs, note);
+      printf("  %s took %.3f s; %s\n", do_fit ? "calibration and fit" : "calibration", secs, note);
     }
     if (out) {
       r = hring__model_save(out, &p, note);

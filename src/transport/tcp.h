@@ -79,6 +79,7 @@ hring_result_t hring__tcp_recv_get(hring_conn_t *c, void **buf, size_t *len);
 hring_result_t hring__tcp_recv_release(hring_conn_t *c);
 hring_result_t hring__tcp_progress(hring_conn_t *c);
 hring_result_t hring__tcp_flush(hring_conn_t *c);
+int hring__tcp_wait_fd(hring_conn_t *c, short *events);
 hring_result_t hring__tcp_health(hring_conn_t *c, int level);
 void hring__tcp_notify(hring_conn_t *c, int state, hring_result_t code, const char *why);
 /* Whether c's failure notice still waits for the peer to acknowledge it

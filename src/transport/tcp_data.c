@@ -691,6 +691,17 @@ static int receive_blocked(const tcp_conn_t *t) {
          (t->r_in_payload && t->r_done - t->r_released >= (uint64_t)t->conn.nslots);
 }
 
+/* Readable: frames, credits or a notice to take (unless the frame being
+ * read waits for a slot, which only this rank can free); writable: room for
+ * queued frames.  A broken or closed connection has nothing to wait for:
+ * progress reports it. */
+int hring__tcp_wait_fd(hring_conn_t *c, short *events) {
+  tcp_conn_t *t = c->priv;
+  if (t->err || t->eof) return -1;
+  *events = (short)((receive_blocked(t) ? 0 : POLLIN) | (t->s_sent < t->s_posted ? POLLOUT : 0));
+  return t->fd;
+}
+
 /* Whether the peer's process is known to live: only a peer on this node
  * can be asked (its pid means nothing elsewhere). */
 static int peer_alive_here(const hring_conn_t *c) {

@@ -215,6 +215,7 @@ const hring_transport_ops_t hring__tcp_ops = {
     .recv_release = hring__tcp_recv_release,
     .progress = hring__tcp_progress,
     .flush = hring__tcp_flush,
+    .wait_fd = hring__tcp_wait_fd,
     .health = hring__tcp_health,
     .notify = hring__tcp_notify,
     .mem_reg = hring__transport_unsupported_reg,

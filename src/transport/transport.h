@@ -73,6 +73,14 @@ typedef struct hring_transport_ops {
    * the socket), HRING_IN_PROGRESS before.  A collective returns only after
    * this, so no data waits in a local queue while the caller computes. */
   hring_result_t (*flush)(hring_conn_t *c);
+  /* Optional (NULL: nothing to block on, as for shm, whose peers write
+   * memory): a descriptor a waiting rank may block on in poll(), with the
+   * events that mean progress may now be possible (data or credits in,
+   * room for queued bytes out); -1 when none applies now.  Blocking lets
+   * the kernel wake the rank the data is for, instead of every waiting rank
+   * yielding in turn: with more ranks than cores that is what a step
+   * costs. */
+  int (*wait_fd)(hring_conn_t *c, short *events);
 
   /* Whether the peer is still in the job: HRING_SUCCESS, or an error.
    * level HRING_HEALTH_DEATHS reports only a peer that died (or vanished);

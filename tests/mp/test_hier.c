@@ -29,6 +29,7 @@ static const layout_t layouts[] = {
     {4, "0,0,0,1"},         /* 3 + 1 */
     {6, "0,1,0,2,1,0"},     /* 3 + 2 + 1, ranks of a node not adjacent */
     {8, "0,1,0,1,0,1,0,1"}, /* 4 + 4, interleaved */
+    {7, "0,1,2,3,0,1,0"},   /* 3 + 2 + 1 + 1: halving-doubling across the nodes */
 };
 #define NLAYOUTS (sizeof layouts / sizeof layouts[0])
 #define FIRST_MIXED_LAYOUT 2 /* from here on, nodes of several ranks talk over tcp */
@@ -119,11 +120,17 @@ static void run_small_slots(const char *algo) {
   setenv("HRING_SHM_SLOTS", "2", 1);
   setenv("HRING_TCP_SLOT_SIZE", "4K", 1);
   setenv("HRING_TCP_SLOTS", "2", 1);
-  use_layout(&layouts[3]);
-  size_t counts[] = {100003};
-  mp_matrix_t m = {counts, 1, 0};
-  HCHECK(mp_run(layouts[3].n, mp_allreduce_matrix, &m) == 0, "%s small slots: a rank failed",
-         algo);
+  /* 3 nodes: rings across them; 4 nodes and at most 256 KiB per
+   * inter-node allreduce: halving-doubling (both forms). */
+  const size_t which[] = {3, NLAYOUTS - 1};
+  size_t counts[][1] = {{100003}, {50003}};
+  for (size_t i = 0; i < 2; i++) {
+    const size_t k = which[i];
+    mp_matrix_t m = {counts[i], 1, 0};
+    use_layout(&layouts[k]);
+    HCHECK(mp_run(layouts[k].n, mp_allreduce_matrix, &m) == 0, "%s small slots n=%d: a rank failed",
+           algo, layouts[k].n);
+  }
 }
 
 HTEST(hier_small_slots, 60) { run_small_slots("hier"); }

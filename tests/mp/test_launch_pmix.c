@@ -3,8 +3,9 @@
  * every built *_perf through OpenMPI's mpirun and through Slurm's
  * `srun --mpi=pmix` on a one-node Slurm started for the test, with results
  * checked and each rank joining through PMIx, plus the error cases (a rank 0
- * that never joins must cost a timeout with a message, not a hang); and the
- * same loop under hring-run.  The work is done by the scripts of
+ * that never joins must cost a timeout with a message, not a hang); the
+ * same two launchers across 2 emulated hosts; and the same loop under
+ * hring-run.  The work is done by the scripts of
  * tests/launch/ (run alone, they print the same); these tests run them and
  * skip, with the script's reason, where a launcher is missing or the
  * machine does not allow it (exit status 77).
@@ -65,6 +66,23 @@ HTEST(launch_srun, 300) {
   char args[4200];
   snprintf(args, sizeof args, "'%s'", mp_bindir());
   lp_check("srun.sh", args);
+}
+
+/* Both launchers across 2 emulated hosts (network namespaces, each with its
+ * own hostname), 2 ranks each: the ranks must see 2 nodes, shm within a
+ * host and tcp between; every *_perf, all_reduce_perf under each forced
+ * algorithm and with every op and datatype, launch_comms.  About 15 s each
+ * on 2 idle cores; the limit leaves room for a loaded machine. */
+HTEST(launch_mpirun_hosts, 120) {
+  char args[4200];
+  snprintf(args, sizeof args, "'%s'", mp_bindir());
+  lp_check("mpirun_hosts.sh", args);
+}
+
+HTEST(launch_srun_hosts, 120) {
+  char args[4200];
+  snprintf(args, sizeof args, "'%s'", mp_bindir());
+  lp_check("srun_hosts.sh", args);
 }
 
 /* The same loop under the built-in launcher, so the scripts' loop is known
