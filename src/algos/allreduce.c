@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/topo.h"
 #include "core/visibility.h"
 
 #define ALLPAIRS_MAX_BYTES 4096 /* allpairs.c keeps a local copy this large */
@@ -34,20 +35,24 @@ const char *const hring__algo_names[HRING_ALGO_COUNT] = {
 static hring_result_t agree_layout(struct hring_comm *comm) {
   typedef struct {
     uint64_t min_slot;
-    int32_t oversubscribed, pad;
+    int32_t oversubscribed, machine_size, cores, pad;
   } layout_t;
   size_t m = SIZE_MAX;
   for (int p = 0; p < comm->nranks; p++)
     if (comm->conns[p] && comm->conns[p]->slot_size < m) m = comm->conns[p]->slot_size;
-  layout_t mine = {m, comm->oversubscribed, 0}, *all = calloc((size_t)comm->nranks, sizeof *all);
+  layout_t mine = {m, comm->oversubscribed, comm->machine_size, hring__topo_ncores(), 0}, *all = calloc((size_t)comm->nranks, sizeof *all);
   if (!all) return hring__err(HRING_ERR_NO_MEMORY, "comm init");
   hring_result_t r = hring__bootstrap_allgather(comm->bs, &mine, all, sizeof mine);
   if (r == HRING_SUCCESS) {
     comm->min_slot = m;
     comm->oversub_any = 0;
+    comm->mranks_max = 0;
+    comm->cores_min = INT32_MAX;
     for (int p = 0; p < comm->nranks; p++) {
       if (all[p].min_slot < comm->min_slot) comm->min_slot = (size_t)all[p].min_slot;
       comm->oversub_any |= all[p].oversubscribed != 0;
+      if (all[p].machine_size > comm->mranks_max) comm->mranks_max = all[p].machine_size;
+      if (all[p].cores < comm->cores_min) comm->cores_min = all[p].cores;
     }
   }
   free(all);

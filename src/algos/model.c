@@ -48,7 +48,7 @@ hring_model_shape_t hring__model_shape(int nranks, int nnodes, size_t chunk) {
   if (nnodes < 1) nnodes = 1;
   if (nnodes > nranks) nnodes = nranks;
   int k = nranks / nnodes;
-  return (hring_model_shape_t){nranks, nnodes, k + (nranks % nnodes ? 1 : 0), k, chunk};
+  return (hring_model_shape_t){nranks, nnodes, k + (nranks % nnodes ? 1 : 0), k, chunk, 0, 0};
 }
 
 /* ---- helpers ---- */
@@ -181,10 +181,25 @@ int hring__model_applicable(const hring_model_shape_t *s, int algo, size_t bytes
   }
 }
 
-double hring__model_predict(const hring_model_params_t *p, const hring_model_shape_t *s, int algo,
+/* Rule 5: the factor on alpha of a step in which `busy` ranks per node
+ * work, when the machine has fewer cores than ranks. */
+static double cpu_share(const hring_model_shape_t *s, double busy) {
+  if (s->cores <= 0 || s->mranks <= s->cores || s->kmax <= 0) return 1.0;
+  double nodes_here = (double)s->mranks / s->kmax;
+  return maxd(1.0, busy * (nodes_here < 1 ? 1 : nodes_here) / s->cores);
+}
+
+double hring__model_predict(const hring_model_params_t *p0, const hring_model_shape_t *s, int algo,
                             size_t bytes) {
   const double n = (double)bytes;
   if (s->nranks <= 1 && algo > HRING_ALGO_AUTO && algo < HRING_ALGO_COUNT) return 0;
+  /* Every schedule keeps all ranks busy but hier's leaders' phase, which
+   * keeps one per node busy. */
+  hring_model_params_t all = *p0, lead = *p0;
+  const hring_model_params_t *p = &all;
+  double fa = cpu_share(s, s->kmax), f1 = cpu_share(s, 1);
+  all.intra.alpha *= fa, all.inter.alpha *= fa;
+  lead.intra.alpha *= fa, lead.inter.alpha *= f1;
   switch (algo) {
     case HRING_ALGO_RING: return ring(p, s, n);
     case HRING_ALGO_ALLPAIRS: return allpairs(p, s, n);
@@ -193,7 +208,7 @@ double hring__model_predict(const hring_model_params_t *p, const hring_model_sha
     case HRING_ALGO_RDOUBLE: return rdouble(p, s, n);
     case HRING_ALGO_RABENSEIFNER: return rabenseifner(p, s, n);
     case HRING_ALGO_TREE: return hring__model_tree(p, s, n);
-    case HRING_ALGO_HIER: return hring__model_hier(p, s, n);
+    case HRING_ALGO_HIER: return hring__model_hier(p, &lead, s, n);
     case HRING_ALGO_HIER2D: return hring__model_hier2d(p, s, n);
     default: return -1;
   }

@@ -43,6 +43,12 @@ typedef struct {
   int kmax;     /* most ranks on one node */
   int kmin;     /* fewest ranks on one node */
   size_t chunk; /* largest message an algorithm sends (pipelining unit); 0: no limit */
+  /* Most ranks on one machine and fewest cores (0: unknown, every rank has
+   * a core).  Nodes emulated on one machine share its cores: a step in
+   * which a ranks per node are busy costs alpha times
+   * max(1, a * (mranks / kmax) / cores), since the machine runs only
+   * `cores` of them at once (docs/model.md, rule 5). */
+  int mranks, cores;
 } hring_model_shape_t;
 
 /* One measured collective: algorithm, size, the layout and chunk it ran

@@ -55,6 +55,8 @@ void hring__model_shape_of(const struct hring_comm *comm, hring_model_shape_t *s
   s->kmax = kmax;
   s->kmin = kmin;
   s->chunk = comm->min_slot == SIZE_MAX ? 0 : comm->min_slot;
+  s->mranks = comm->mranks_max;
+  s->cores = comm->cores_min;
 }
 
 static int cmp_double(const void *a, const void *b) {

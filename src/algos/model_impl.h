@@ -27,7 +27,9 @@ static inline int log2_floor(int x) {
 }
 
 double hring__model_tree(const hring_model_params_t *p, const hring_model_shape_t *s, double n);
-double hring__model_hier(const hring_model_params_t *p, const hring_model_shape_t *s, double n);
+/* hier with the leaders' phase priced by pl (fewer ranks busy, rule 5). */
+double hring__model_hier(const hring_model_params_t *p, const hring_model_params_t *pl,
+                         const hring_model_shape_t *s, double n);
 double hring__model_hier2d(const hring_model_params_t *p, const hring_model_shape_t *s, double n);
 
 #endif

@@ -115,10 +115,11 @@ static void chain_bcast(const hring_model_params_t *p, const hring_model_shape_t
   *fill = (s->kmax - 1) * *period;
 }
 
-double hring__model_hier(const hring_model_params_t *p, const hring_model_shape_t *s, double n) {
+double hring__model_hier(const hring_model_params_t *p, const hring_model_params_t *pl,
+                         const hring_model_shape_t *s, double n) {
   const double N = s->nnodes;
   half_fn half = hring__hier_uses_hd(s->nnodes, (size_t)n) ? hd_half : ring_half;
-  double leaders = half(&p->inter, N, n, s->chunk, 1, 1) + half(&p->inter, N, n, s->chunk, 1, 0);
+  double leaders = half(&pl->inter, N, n, s->chunk, 1, 1) + half(&pl->inter, N, n, s->chunk, 1, 0);
   if (s->kmax <= 1) return leaders;
   return pipelined(p, s, n, chain_reduce) + leaders + pipelined(p, s, n, chain_bcast);
 }

@@ -262,3 +262,27 @@ HTEST(model_tune_tool_writes_loadable_file, 60) {
   HCHECK(q.inter.alpha == p.inter.alpha && q.inter.beta == p.inter.beta,
          "one node: inter figures should stay built-in");
 }
+
+/* Rule 5: ranks outnumbering their machine's cores take turns, so alpha
+ * grows with the ranks busy at once; hier's leaders' phase keeps one rank
+ * per node busy and grows less.  Without beta and gamma the factors show
+ * exactly. */
+HTEST(model_shared_cores_scale_alpha, 10) {
+  hring_model_params_t p = {{10e-6, 0, 0}, {100e-6, 0, 0}};
+  hring_model_shape_t own = hring__model_shape(8, 4, 65536), shared = own;
+  shared.mranks = 8, shared.cores = 2; /* 4 nodes of 2 on one 2-core machine */
+  const size_t n = 1 << 20;
+  double ring = hring__model_predict(&p, &shared, HRING_ALGO_RING, n) /
+                hring__model_predict(&p, &own, HRING_ALGO_RING, n);
+  double h2 = hring__model_predict(&p, &shared, HRING_ALGO_HIER2D, n) /
+              hring__model_predict(&p, &own, HRING_ALGO_HIER2D, n);
+  double h1 = hring__model_predict(&p, &shared, HRING_ALGO_HIER, n) /
+              hring__model_predict(&p, &own, HRING_ALGO_HIER, n);
+  HCHECK(fabs(ring - 4) < 1e-9 && fabs(h2 - 4) < 1e-9, "all busy: ring x%.3f, hier2d x%.3f, want 4",
+         ring, h2);
+  HCHECK(h1 > 2 - 1e-9 && h1 < 4 - 1e-3, "hier: x%.3f, want between 2 (leaders) and 4", h1);
+  shared.cores = 8; /* a core per rank: no turns */
+  HCHECK(hring__model_predict(&p, &shared, HRING_ALGO_RING, n) ==
+             hring__model_predict(&p, &own, HRING_ALGO_RING, n),
+         "a core per rank must not change the prediction");
+}
