@@ -76,10 +76,18 @@ static uint64_t sleep_ns(uint64_t waited) {
   return ns;
 }
 
-hring_result_t hring__waiter_pause(hring_waiter_t *w, const char *what, int peer) {
+/* One slow-path step: spin, yield, then sleep, in nanosleep or, with fds,
+ * in poll() on them.  A rank yields a while before it sleeps either way:
+ * on this kind of machine (a VM) a core that blocks halts, and waking it
+ * costs more than the yields (blocking in poll() at once made a 64 KiB ring
+ * on 4 emulated hosts x 2 ranks 2x slower).  In poll() it is woken by its
+ * data instead of by the end of the sleep; the timeout keeps aborts and the
+ * health poll as prompt as the sleeps. */
+static hring_result_t pause_step(hring_waiter_t *w, const char *what, int peer,
+                                 struct pollfd *fds, int nfds) {
   struct hring_comm *comm = w->comm;
   if (fast_poll(w)) return HRING_SUCCESS;
-  uint64_t waited, spin = (uint64_t)comm->spin_ns;
+  uint64_t waited = 0, spin = (uint64_t)comm->spin_ns;
   HRING_CHECK(slow_checks(w, what, peer, &waited));
   if (!comm->oversubscribed && waited < spin) {
     cpu_relax();
@@ -87,34 +95,19 @@ hring_result_t hring__waiter_pause(hring_waiter_t *w, const char *what, int peer
     sched_yield();
   } else {
     struct timespec ts = {0, (long)sleep_ns(waited)};
-    nanosleep(&ts, NULL);
+    if (nfds > 0) ppoll(fds, (nfds_t)nfds, &ts, NULL); /* EINTR or an error: poll again */
+    else nanosleep(&ts, NULL);
   }
   return HRING_SUCCESS;
 }
 
+hring_result_t hring__waiter_pause(hring_waiter_t *w, const char *what, int peer) {
+  return pause_step(w, what, peer, NULL, 0);
+}
+
 hring_result_t hring__waiter_block(hring_waiter_t *w, const char *what, int peer,
                                    struct pollfd *fds, int nfds) {
-  struct hring_comm *comm = w->comm;
-  if (fast_poll(w)) return HRING_SUCCESS;
-  uint64_t waited, spin = (uint64_t)comm->spin_ns;
-  HRING_CHECK(slow_checks(w, what, peer, &waited));
-  if (!comm->oversubscribed && waited < spin) {
-    cpu_relax();
-    return HRING_SUCCESS;
-  }
-  /* A rank yields a while first, as hring__waiter_pause does: on this
-   * kind of machine (a VM) a core that blocks halts, and waking it costs
-   * more than the yields (measured: blocking at once made a 64 KiB ring on
-   * 4 emulated hosts x 2 ranks 2x slower).  Past that it sleeps in poll(),
-   * woken by its data instead of by the end of a sleep; the timeout keeps
-   * aborts and the health poll as prompt as the sleeps. */
-  if (waited < HRING_YIELD_NS + spin) {
-    sched_yield();
-    return HRING_SUCCESS;
-  }
-  struct timespec ts = {0, (long)sleep_ns(waited)};
-  ppoll(fds, (nfds_t)nfds, &ts, NULL); /* EINTR or an error: poll again */
-  return HRING_SUCCESS;
+  return pause_step(w, what, peer, fds, nfds);
 }
 
 int hring__ncores(void) {

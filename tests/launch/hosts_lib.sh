@@ -38,6 +38,25 @@ hosts_watchdog() {
   echo $!
 }
 
+# hosts_on_exit DIR WHAT CMD... - at exit, however the script ends (TERM,
+# INT and HUP exit too): stop the watchdog ($wd), run CMD (which takes the
+# hosts down), remove DIR, and say how long WHAT took to stop.
+hosts_on_exit() {
+  _he_dir=$1 _he_what=$2
+  shift 2
+  _he_cmd=("$@")
+  trap _hosts_cleanup EXIT
+  trap 'exit 143' TERM INT HUP
+}
+_hosts_cleanup() {
+  local t0
+  t0=$(date +%s%N)
+  [ -n "${wd:-}" ] && kill "$wd" 2>/dev/null
+  "${_he_cmd[@]}" >/dev/null 2>&1
+  rm -rf "$_he_dir"
+  [ -n "${up_s:-}" ] && echo "== $_he_what stopped in $(ms_since "$t0") s; total $(ms_since "$t_start") s"
+}
+
 # ms_since T0 - seconds.milliseconds since T0 (date +%s%N).
 ms_since() {
   local ms=$((($(date +%s%N) - $1) / 1000000))

@@ -25,16 +25,7 @@ t_start=$(date +%s%N)
 # matches PREFIX followed by digits).
 P=hlm$$x
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hring-mpirun-hosts.XXXXXX")
-cleanup() {
-  local t0
-  t0=$(date +%s%N)
-  [ -n "${wd:-}" ] && kill "$wd" 2>/dev/null
-  bash "$here/../netns/cluster.sh" down "$P" >/dev/null 2>&1
-  rm -rf "$tmp"
-  [ -n "${up_s:-}" ] && echo "== hosts removed in $(ms_since "$t0") s; total $(ms_since "$t_start") s"
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT HUP
+hosts_on_exit "$tmp" hosts bash "$here/../netns/cluster.sh" down "$P"
 wd=$(hosts_watchdog $$ bash -c 'bash "$1" down "$2"; rm -rf "$3"' _ \
   "$here/../netns/cluster.sh" "$P" "$tmp")
 

@@ -26,16 +26,7 @@ t_start=$(date +%s%N)
 # final letter: no prefix is the start of another's names.
 P=hls$$x
 dir=$(mktemp -d "${TMPDIR:-/tmp}/hring-slurm-hosts.XXXXXX")
-cleanup() {
-  local t0
-  t0=$(date +%s%N)
-  [ -n "${wd:-}" ] && kill "$wd" 2>/dev/null
-  bash "$here/slurm_local.sh" down "$dir/slurm"
-  rm -rf "$dir"
-  [ -n "${up_s:-}" ] && echo "== slurm and hosts stopped in $(ms_since "$t0") s; total $(ms_since "$t_start") s"
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT HUP
+hosts_on_exit "$dir" "slurm and hosts" bash "$here/slurm_local.sh" down "$dir/slurm"
 # If this script is killed outright, the watchdog stops the daemons,
 # removes the namespaces (slurm_local.sh down) and the directory, which
 # holds more than the cluster (hosts_runs' files), so slurm_local.sh's own

@@ -56,34 +56,25 @@ static void lp_check(const char *name, const char *args) {
   HREQUIRE(rc == 0, "%s exited with %d (its FAIL lines above say why)", name, rc);
 }
 
-HTEST(launch_mpirun, 240) {
+/* A script of tests/launch/ with the binaries' directory as its argument. */
+static void lp_launch(const char *name) {
   char args[4200];
   snprintf(args, sizeof args, "'%s'", mp_bindir());
-  lp_check("mpirun.sh", args);
+  lp_check(name, args);
 }
 
-HTEST(launch_srun, 300) {
-  char args[4200];
-  snprintf(args, sizeof args, "'%s'", mp_bindir());
-  lp_check("srun.sh", args);
-}
+HTEST(launch_mpirun, 240) { lp_launch("mpirun.sh"); }
+
+HTEST(launch_srun, 300) { lp_launch("srun.sh"); }
 
 /* Both launchers across 2 emulated hosts (network namespaces, each with its
  * own hostname), 2 ranks each: the ranks must see 2 nodes, shm within a
  * host and tcp between; every *_perf, all_reduce_perf under each forced
  * algorithm and with every op and datatype, launch_comms.  About 15 s each
  * on 2 idle cores; the limit leaves room for a loaded machine. */
-HTEST(launch_mpirun_hosts, 120) {
-  char args[4200];
-  snprintf(args, sizeof args, "'%s'", mp_bindir());
-  lp_check("mpirun_hosts.sh", args);
-}
+HTEST(launch_mpirun_hosts, 120) { lp_launch("mpirun_hosts.sh"); }
 
-HTEST(launch_srun_hosts, 120) {
-  char args[4200];
-  snprintf(args, sizeof args, "'%s'", mp_bindir());
-  lp_check("srun_hosts.sh", args);
-}
+HTEST(launch_srun_hosts, 120) { lp_launch("srun_hosts.sh"); }
 
 /* The same loop under the built-in launcher, so the scripts' loop is known
  * to work with any launcher line. */
