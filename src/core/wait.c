@@ -30,11 +30,22 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-/* What every slow poll checks: an abort, the deadline, the peers' health.
- * *waited is how long this wait has made no progress. */
-static hring_result_t slow_checks(hring_waiter_t *w, const char *what, int peer,
-                                  uint64_t *waited) {
+/* One step of a wait: spin, yield, then sleep, in nanosleep or, with fds,
+ * in poll() on them.  A rank yields a while before it sleeps either way:
+ * on this kind of machine (a VM) a core that blocks halts, and waking it
+ * costs more than the yields (blocking in poll() at once made a 64 KiB ring
+ * on 4 emulated hosts x 2 ranks 2x slower).  In poll() it is woken by its
+ * data instead of by the end of the sleep; the timeout keeps aborts and the
+ * health poll as prompt as the sleeps. */
+static hring_result_t pause_step(hring_waiter_t *w, const char *what, int peer,
+                                 struct pollfd *fds, int nfds) {
   struct hring_comm *comm = w->comm;
+  w->polls++;
+  /* Cheap path: a few hundred polls without reading the clock. */
+  if (w->polls < 64 && !comm->oversubscribed) {
+    cpu_relax();
+    return HRING_SUCCESS;
+  }
   uint64_t now = hring__now_ns();
   if (w->start_ns == 0) w->start_ns = now;
   /* The abort flag is one relaxed load: read at every slow poll, so an
@@ -53,48 +64,16 @@ static hring_result_t slow_checks(hring_waiter_t *w, const char *what, int peer,
    * the wait: transports_health looks at every peer once per 100 ms and
    * returns at once in between. */
   if (comm->ready) HRING_CHECK(hring__transports_health(comm));
-  *waited = now - w->start_ns;
-  return HRING_SUCCESS;
-}
-
-/* Cheap path: a few hundred polls without reading the clock. */
-static inline int fast_poll(hring_waiter_t *w) {
-  w->polls++;
-  if (w->polls < 64 && !w->comm->oversubscribed) {
+  uint64_t waited = now - w->start_ns;
+  if (!comm->oversubscribed && waited < (uint64_t)comm->spin_ns) {
     cpu_relax();
-    return 1;
-  }
-  return 0;
-}
-
-/* How long to sleep after `waited` ns without progress (past spinning and
- * yielding). */
-static uint64_t sleep_ns(uint64_t waited) {
-  uint64_t ns = (waited - HRING_YIELD_NS) / 16;
-  if (ns < 20000) ns = 20000;
-  if (ns > HRING_SLEEP_MAX_NS) ns = HRING_SLEEP_MAX_NS;
-  return ns;
-}
-
-/* One slow-path step: spin, yield, then sleep, in nanosleep or, with fds,
- * in poll() on them.  A rank yields a while before it sleeps either way:
- * on this kind of machine (a VM) a core that blocks halts, and waking it
- * costs more than the yields (blocking in poll() at once made a 64 KiB ring
- * on 4 emulated hosts x 2 ranks 2x slower).  In poll() it is woken by its
- * data instead of by the end of the sleep; the timeout keeps aborts and the
- * health poll as prompt as the sleeps. */
-static hring_result_t pause_step(hring_waiter_t *w, const char *what, int peer,
-                                 struct pollfd *fds, int nfds) {
-  struct hring_comm *comm = w->comm;
-  if (fast_poll(w)) return HRING_SUCCESS;
-  uint64_t waited = 0, spin = (uint64_t)comm->spin_ns;
-  HRING_CHECK(slow_checks(w, what, peer, &waited));
-  if (!comm->oversubscribed && waited < spin) {
-    cpu_relax();
-  } else if (waited < HRING_YIELD_NS + spin) {
+  } else if (waited < HRING_YIELD_NS + (uint64_t)comm->spin_ns) {
     sched_yield();
   } else {
-    struct timespec ts = {0, (long)sleep_ns(waited)};
+    uint64_t ns = (waited - HRING_YIELD_NS) / 16;
+    if (ns < 20000) ns = 20000;
+    if (ns > HRING_SLEEP_MAX_NS) ns = HRING_SLEEP_MAX_NS;
+    struct timespec ts = {0, (long)ns};
     if (nfds > 0) ppoll(fds, (nfds_t)nfds, &ts, NULL); /* EINTR or an error: poll again */
     else nanosleep(&ts, NULL);
   }
