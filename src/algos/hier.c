@@ -71,7 +71,7 @@
  * and a ring's members must cut alike: this depends on the call only. */
 static size_t inter_chunk(const struct hring_comm *comm, size_t bytes, int n) {
   if (comm->chunk_size > 0) return (size_t)comm->chunk_size;
-  /* Some node has more ranks than cores (agreed, so the same everywhere):
+  /* Some machine has more ranks than cores (agreed, so the same everywhere):
    * every message may wait for a rank to be scheduled, and that wait, not
    * the wire, bounds a step.  Whole parts (the slot caps them) then halve
    * the steps of a 64 KiB call on 4 nodes of 2 ranks on 2 cores, as

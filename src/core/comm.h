@@ -55,7 +55,7 @@ struct hring_comm {
   int64_t timeout_ms;
   int64_t spin_ns;             /* spin this long before yielding */
   int oversubscribed;          /* more local ranks than cores */
-  int oversub_any;             /* some node is oversubscribed (the same on every rank) */
+  int oversub_any;             /* some machine is oversubscribed (the same on every rank) */
   int mranks_max, cores_min;   /* most ranks on one machine, fewest cores (agreed) */
 
   /* Tuning read once at creation (no getenv on the call path). */

@@ -1,10 +1,11 @@
 /*
  * wait.h - bounded waiting that still lets oversubscribed ranks progress.
  *
- * A waiting rank spins for comm->spin_ns (0 when the node has more ranks than
- * cores: spinning then only steals the time slice the peer needs), then
- * yields the core with sched_yield, and after a while of yielding sleeps in
- * growing steps up to 1 ms so an idle rank costs nothing.  Every wait ends at
+ * A waiting rank spins for comm->spin_ns (0 when its machine has more ranks
+ * than cores: spinning then only steals the time slice the peer needs),
+ * then yields the core with sched_yield, and after a while of yielding
+ * sleeps in growing steps up to 1 ms (in poll() on the awaited sockets
+ * where there are some) so an idle rank costs nothing.  Every wait ends at
  * the comm's deadline (HRING_TIMEOUT_MS) with HRING_ERR_TIMEOUT, or at once
  * with HRING_ERR_INVALID_USAGE when the comm is aborted from another thread.
  */
