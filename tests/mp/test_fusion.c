@@ -157,9 +157,17 @@ HTEST(fusion_any_order_any_thread, 90) {
 /* planned without compute times: DDP's buckets first, then, once the
  * backward is timed (HRING_FUSION_WARMUP steps after the first), the
  * planner's.  Tensors 18..22 become ready 40 ms after the others, all at
- * once: the best plan ends with exactly them as its last bucket (a bucket
- * holding an earlier tensor too would carry more bytes after the last
- * ready; splitting them would pay one more step). */
+ * once: the best plans cut before 18 (a bucket holding 17 and 18 would
+ * carry more bytes after the last ready).  Whether 18..22 then go as one
+ * bucket or several depends on the measured cost of small allreduces: the
+ * plan with slack splits them where that ends no later (seen under ASan). */
+/* Whether a bucket of the plan (first tensors first[0..k)) starts at t. */
+static int cuts_at(const int *first, int k, int t) {
+  for (int j = 0; j < k; j++)
+    if (first[j] == t) return 1;
+  return 0;
+}
+
 static void replan_body(hring_comm_t comm, int rank, int n, void *arg) {
   (void)n, (void)arg;
   hring_fusion_tensor_t t[NT];
@@ -169,7 +177,7 @@ static void replan_body(hring_comm_t comm, int rank, int n, void *arg) {
   HREQUIRE(hring_fusion_create(comm, NT, t, &o, &f) == HRING_SUCCESS, "create: %s",
            hring_last_error());
   int first[NT], k = hring_fusion_buckets(f, first, NT);
-  HREQUIRE(k >= 1 && first[k - 1] != 18, "rank %d: DDP's first plan already ends at 18", rank);
+  HREQUIRE(k >= 1 && !cuts_at(first, k, 18), "rank %d: DDP's first plan already cuts at 18", rank);
   for (int step = 0; step < 6; step++) {
     for (int i = 0; i < NT; i++) {
       if (i == 18) usleep(40000);
@@ -178,8 +186,8 @@ static void replan_body(hring_comm_t comm, int rank, int n, void *arg) {
     HREQUIRE(hring_fusion_wait(f) == HRING_SUCCESS, "wait: %s", hring_last_error());
   }
   k = hring_fusion_buckets(f, first, NT);
-  HCHECK(k >= 2 && first[k - 1] == 18, "rank %d: the plan after timing is \"%s\"", rank,
-         hring_fusion_plan(f));
+  HCHECK(k >= 2 && cuts_at(first, k, 18) && first[k - 1] >= 18,
+         "rank %d: the plan after timing is \"%s\"", rank, hring_fusion_plan(f));
   HCHECK(strstr(hring_fusion_plan(f), "planned") != NULL, "plan text \"%s\"", hring_fusion_plan(f));
   hring_fusion_destroy(f);
 }
