@@ -45,9 +45,7 @@ static int poll_set(hring_engine_t *e, hring_conn_t *c, struct pollfd *fds) {
 
 static hring_result_t pause_on(hring_engine_t *e, hring_conn_t *c, const char *what, int peer) {
   struct pollfd fds[HRING_ENGINE_MAX_ACTIVE + 1];
-  int n = poll_set(e, c, fds);
-  return n ? hring__waiter_block(&e->waiter, what, peer, fds, n)
-           : hring__waiter_pause(&e->waiter, what, peer);
+  return hring__waiter_block(&e->waiter, what, peer, fds, poll_set(e, c, fds));
 }
 
 hring_result_t hring__engine_pause(hring_engine_t *e, hring_conn_t *c, const char *what) {

@@ -153,15 +153,15 @@ static void boot_id(char *out, size_t len) {
   }
 }
 
-static void node_identity(char *out, size_t len) {
+/* HRING_NODE_ID, else hostname:boot id (boot, read once by the caller). */
+static void node_identity(char *out, size_t len, const char *boot) {
   const char *over = hring__cfg_str(HRING_CFG_NODE_ID);
   if (over && *over) {
     snprintf(out, len, "%s", over);
     return;
   }
-  char host[HRING_HOST_MAX] = "", boot[64];
+  char host[HRING_HOST_MAX] = "";
   gethostname(host, sizeof host - 1);
-  boot_id(boot, sizeof boot);
   snprintf(out, len, "%.60s:%.34s", host, boot);
 }
 
@@ -264,8 +264,8 @@ static hring_result_t comm_create(struct hring_comm **out, int nranks, const hri
   me.rank = rank;
   me.pid = (int32_t)getpid();
   gethostname(me.host, sizeof me.host - 1);
-  node_identity(me.node_id, sizeof me.node_id);
   boot_id(me.machine_id, sizeof me.machine_id);
+  node_identity(me.node_id, sizeof me.node_id, me.machine_id);
   c->peers = calloc((size_t)nranks, sizeof *c->peers);
   c->conns = calloc((size_t)nranks, sizeof *c->conns);
   if (!c->peers || !c->conns) {

@@ -41,9 +41,10 @@ static inline void hring__waiter_progress(hring_waiter_t *w) { w->polls = 0; w->
 /* Nothing ready yet: spin, yield or sleep.  `what` and `peer` name the
  * awaited thing in the timeout message. */
 hring_result_t hring__waiter_pause(hring_waiter_t *w, const char *what, int peer);
-/* The same, but past the spin it blocks in poll() on fds (whose events say
- * what would be progress), so the kernel wakes this rank when its data
- * comes instead of after a yield or a sleep. */
+/* The same, but where it would sleep it blocks in poll() on fds (whose
+ * events say what would be progress), so the kernel wakes this rank when
+ * its data comes instead of at the end of the sleep; nfds 0: as
+ * hring__waiter_pause. */
 hring_result_t hring__waiter_block(hring_waiter_t *w, const char *what, int peer,
                                    struct pollfd *fds, int nfds);
 
