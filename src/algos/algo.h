@@ -49,6 +49,13 @@ hring_result_t hring__engine_pause_any(hring_engine_t *e, const char *what, int 
 hring_result_t hring__engine_send_get(hring_engine_t *e, hring_conn_t *c, void **buf);
 hring_result_t hring__engine_recv_get(hring_engine_t *e, hring_conn_t *c, void **buf,
                                       size_t expect_len);
+/* The error for a message of len bytes from c where expect_len were due. */
+hring_result_t hring__engine_check_len(hring_engine_t *e, hring_conn_t *c, size_t len,
+                                       size_t expect_len);
+/* Progresses every connection in use, then pauses once on c (NULL: on
+ * any, peer naming the awaited rank), for callers that step schedules
+ * themselves (group.h's tasks). */
+hring_result_t hring__engine_wait(hring_engine_t *e, hring_conn_t *c, const char *what, int peer);
 /* Blocking send of a copy of bytes from src to c (a free slot, memcpy, post). */
 hring_result_t hring__engine_send_copy(hring_engine_t *e, hring_conn_t *c, const void *src,
                                        size_t bytes);

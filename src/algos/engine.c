@@ -93,12 +93,21 @@ hring_result_t hring__engine_recv_get(hring_engine_t *e, hring_conn_t *c, void *
     HRING_CHECK(hring__engine_pause(e, c, "data"));
   }
   hring__waiter_progress(&e->waiter);
-  if (len != expect_len)
-    return hring__err(HRING_ERR_REMOTE,
-                      "rank %d: received %zu bytes from rank %d where %zu were expected (do all "
-                      "ranks call the same collectives with the same count and type?)",
-                      e->comm->rank, len, c->peer, expect_len);
-  return HRING_SUCCESS;
+  return hring__engine_check_len(e, c, len, expect_len);
+}
+
+hring_result_t hring__engine_check_len(hring_engine_t *e, hring_conn_t *c, size_t len,
+                                       size_t expect_len) {
+  if (len == expect_len) return HRING_SUCCESS;
+  return hring__err(HRING_ERR_REMOTE,
+                    "rank %d: received %zu bytes from rank %d where %zu were expected (do all "
+                    "ranks call the same collectives with the same count and type?)",
+                    e->comm->rank, len, c->peer, expect_len);
+}
+
+hring_result_t hring__engine_wait(hring_engine_t *e, hring_conn_t *c, const char *what, int peer) {
+  HRING_CHECK(progress_all(e));
+  return c ? hring__engine_pause(e, c, what) : hring__engine_pause_any(e, what, peer);
 }
 
 hring_result_t hring__engine_flush(hring_engine_t *e) {

@@ -79,73 +79,105 @@ static hring_result_t alone(const hring_group_xfer_t *x, int mode) {
   return HRING_SUCCESS;
 }
 
-hring_result_t hring__group_run(hring_engine_t *e, const hring_group_t *g, int mode,
-                                const hring_group_xfer_t *x) {
+hring_result_t hring__ring_task_init(hring_ring_task_t *t, hring_engine_t *e,
+                                     const hring_group_t *g, int mode,
+                                     const hring_group_xfer_t *x) {
   const int n = g->n, m = g->me;
+  *t = (hring_ring_task_t){.e = e, .x = *x, .n = n, .m = m, .rs = mode & HRING_GROUP_RS,
+                           .ag = mode & HRING_GROUP_AG};
   if (m < 0 || m >= n)
     return hring__err(HRING_ERR_INTERNAL, "group ring: rank %d is not a member", e->comm->rank);
-  if (n == 1) return alone(x, mode);
-  hring_conn_t *next = e->comm->conns[g->ranks[mod(m + 1, n)]];
-  hring_conn_t *prev = e->comm->conns[g->ranks[mod(m - 1, n)]];
-  hring__engine_use(e, next);
-  hring__engine_use(e, prev);
-  const char *in = x->in;
-  char *out = x->out;
+  if (n == 1) return alone(x, mode); /* nchunks 0: nothing to step */
+  t->next = e->comm->conns[g->ranks[mod(m + 1, n)]];
+  t->prev = e->comm->conns[g->ranks[mod(m - 1, n)]];
+  hring__engine_use(e, t->next);
+  hring__engine_use(e, t->prev);
   const size_t es = x->esize;
-  size_t ce = fit_slot(fit_slot(x->chunk_bytes, next), prev) / es;
-  if (ce == 0) ce = 1;
+  t->ce = fit_slot(fit_slot(x->chunk_bytes, t->next), t->prev) / es;
+  if (t->ce == 0) t->ce = 1;
   /* Reduce-scatter alone writes only this member's part, at out[0]. */
-  size_t skew = 0, biggest = 0, lo, cnt;
+  size_t biggest = 0, lo, cnt;
   for (int i = 0; i < n; i++) {
     part_of(x, n, i, &lo, &cnt);
     if (cnt > biggest) biggest = cnt;
-    if (i == m && mode == HRING_GROUP_RS) skew = lo * es;
+    if (i == m && mode == HRING_GROUP_RS) t->skew = lo * es;
   }
-  const size_t nchunks = (biggest + ce - 1) / ce;
-  const int rs = mode & HRING_GROUP_RS, ag = mode & HRING_GROUP_AG;
+  t->nchunks = (biggest + t->ce - 1) / t->ce;
+  t->nsteps = 1 + (t->rs ? n - 1 : 0) + (t->ag ? n - 1 : 0);
+  return HRING_SUCCESS;
+}
 
-  for (size_t k = 0; k < nchunks; k++) {
-    size_t off;
-    void *sbuf, *rbuf;
-    if (rs) {
-      chunk_of(x, n, mod(m - 1, n), k, ce, &off, &cnt);
-      HRING_CHECK(hring__engine_send_copy(e, next, in + off, cnt * es));
-      for (int j = 1; j < n; j++) {
-        chunk_of(x, n, mod(m - 1 - j, n), k, ce, &off, &cnt);
-        HRING_CHECK(hring__engine_recv_get(e, prev, &rbuf, cnt * es));
-        if (j < n - 1) {
-          HRING_CHECK(hring__engine_send_get(e, next, &sbuf));
-          hring__reduce(sbuf, NULL, in + off, rbuf, cnt, x->type, x->op, 1, 0);
-          HRING_CHECK(hring__send_post(next, cnt * es));
-        } else if (ag) {
-          HRING_CHECK(hring__engine_send_get(e, next, &sbuf));
-          hring__reduce(out + off, sbuf, in + off, rbuf, cnt, x->type, x->op, x->div, x->flags);
-          HRING_CHECK(hring__send_post(next, cnt * es));
-        } else {
-          hring__reduce(out + off - skew, NULL, in + off, rbuf, cnt, x->type, x->op, x->div,
-                        x->flags);
-        }
-        HRING_CHECK(hring__recv_release(prev));
-      }
-    } else {
-      chunk_of(x, n, m, k, ce, &off, &cnt);
-      HRING_CHECK(hring__engine_send_copy(e, next, out + off, cnt * es));
+/* Step pos of chunk k, once its message (pos > 0) and its send slot (where
+ * it sends) are at hand; both are peeks, so a step that cannot run yet has
+ * changed nothing. */
+static hring_result_t ring_step(hring_ring_task_t *t) {
+  const hring_group_xfer_t *x = &t->x;
+  const int n = t->n, m = t->m, pos = t->pos;
+  const size_t es = x->esize, k = t->k;
+  const char *in = x->in;
+  char *out = x->out;
+  /* Positions: 0 starts the chunk; 1 .. n-1 reduce (rs); then n - 1
+   * gather steps (ag), i counting from 0. */
+  const int j = t->rs && pos < n ? pos : 0;
+  const int i = pos - (t->rs ? n : 1);
+  const int last_rs = t->rs && j == n - 1;
+  const int sends = pos == 0 || (j > 0 && (!last_rs || t->ag)) || (i >= 0 && i < n - 2);
+  size_t off, cnt, len = 0;
+  if (pos == 0) chunk_of(x, n, t->rs ? mod(m - 1, n) : m, k, t->ce, &off, &cnt);
+  else if (j > 0) chunk_of(x, n, mod(m - 1 - j, n), k, t->ce, &off, &cnt);
+  else chunk_of(x, n, mod(m - 1 - i, n), k, t->ce, &off, &cnt);
+  void *rbuf = NULL, *sbuf = NULL;
+  hring_result_t r;
+  if (pos > 0) {
+    if ((r = hring__recv_get(t->prev, &rbuf, &len)) != HRING_SUCCESS) {
+      t->blocked = t->prev;
+      t->blocked_what = "data";
+      return r;
     }
-    if (!ag) continue;
-    for (int i = 0; i < n - 1; i++) {
-      chunk_of(x, n, mod(m - 1 - i, n), k, ce, &off, &cnt);
-      HRING_CHECK(hring__engine_recv_get(e, prev, &rbuf, cnt * es));
-      if (i < n - 2) {
-        HRING_CHECK(hring__engine_send_get(e, next, &sbuf));
-        hring__copy(out + off, sbuf, rbuf, cnt * es, x->flags);
-        HRING_CHECK(hring__send_post(next, cnt * es));
-      } else {
-        hring__copy(out + off, NULL, rbuf, cnt * es, x->flags);
-      }
-      HRING_CHECK(hring__recv_release(prev));
+    HRING_CHECK(hring__engine_check_len(t->e, t->prev, len, cnt * es));
+  }
+  if (sends && (r = hring__send_get(t->next, &sbuf)) != HRING_SUCCESS) {
+    t->blocked = t->next;
+    t->blocked_what = "a free send slot";
+    return r;
+  }
+  hring__waiter_progress(&t->e->waiter);
+  if (pos == 0) memcpy(sbuf, (t->rs ? in : out) + off, cnt * es);
+  else if (j > 0 && !last_rs) hring__reduce(sbuf, NULL, in + off, rbuf, cnt, x->type, x->op, 1, 0);
+  else if (j > 0 && t->ag)
+    hring__reduce(out + off, sbuf, in + off, rbuf, cnt, x->type, x->op, x->div, x->flags);
+  else if (j > 0)
+    hring__reduce(out + off - t->skew, NULL, in + off, rbuf, cnt, x->type, x->op, x->div,
+                  x->flags);
+  else hring__copy(out + off, sbuf, rbuf, cnt * es, x->flags);
+  if (sends) HRING_CHECK(hring__send_post(t->next, cnt * es));
+  if (pos > 0) HRING_CHECK(hring__recv_release(t->prev));
+  return HRING_SUCCESS;
+}
+
+hring_result_t hring__ring_task_step(hring_ring_task_t *t, long max_steps) {
+  t->blocked = NULL;
+  for (long done = 0; t->k < t->nchunks; done++) {
+    if (done == max_steps) return HRING_IN_PROGRESS;
+    HRING_CHECK(ring_step(t));
+    t->steps++;
+    if (++t->pos == t->nsteps) {
+      t->pos = 0;
+      t->k++;
     }
   }
   return HRING_SUCCESS;
+}
+
+hring_result_t hring__group_run(hring_engine_t *e, const hring_group_t *g, int mode,
+                                const hring_group_xfer_t *x) {
+  hring_ring_task_t t;
+  HRING_CHECK(hring__ring_task_init(&t, e, g, mode, x));
+  for (;;) {
+    hring_result_t r = hring__ring_task_step(&t, -1);
+    if (r != HRING_IN_PROGRESS) return r;
+    HRING_CHECK(hring__engine_wait(e, t.blocked, t.blocked_what, t.blocked->peer));
+  }
 }
 
 /* Runs one schedule with an engine of its own and waits for its sends. */

@@ -74,6 +74,34 @@ typedef struct {
 hring_result_t hring__group_run(hring_engine_t *e, const hring_group_t *g, int mode,
                                 const hring_group_xfer_t *x);
 
+/* The same ring schedule as a task that runs step by step, so that one
+ * rank can interleave several schedules on disjoint connections (the
+ * pipelined hier2d, hier2d_pipe.c).  A step is one chunk's message: it runs
+ * only when its message has come and its send slot is free, and otherwise
+ * changes nothing.  init starts the task (a group of one finishes there);
+ * step runs at most max_steps steps (< 0: no limit) and returns
+ * HRING_SUCCESS once the schedule is done, HRING_IN_PROGRESS when blocked
+ * (blocked names the connection and what it waits for) or out of steps
+ * (blocked NULL), or an error.  hring__group_run is init, then step and
+ * hring__engine_wait until done.  x is copied; its buffers and bounds must
+ * outlive the task. */
+typedef struct {
+  hring_engine_t *e;
+  hring_group_xfer_t x;
+  int n, m, rs, ag;
+  hring_conn_t *next, *prev;
+  size_t ce, skew, nchunks;
+  size_t k;           /* the chunk in progress */
+  int pos, nsteps;    /* the step within it, of nsteps */
+  unsigned long steps; /* steps done, so a caller can see progress */
+  hring_conn_t *blocked;
+  const char *blocked_what;
+} hring_ring_task_t;
+hring_result_t hring__ring_task_init(hring_ring_task_t *t, hring_engine_t *e,
+                                     const hring_group_t *g, int mode,
+                                     const hring_group_xfer_t *x);
+hring_result_t hring__ring_task_step(hring_ring_task_t *t, long max_steps);
+
 /* Recursive halving-doubling allreduce (mode HRING_GROUP_AR's contract,
  * bounds and chunk_bytes unused: messages are cut at the slot size) for a
  * group of a power-of-two size: fewer, larger messages than the ring for

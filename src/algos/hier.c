@@ -53,6 +53,7 @@
 
 #include "algos/algo.h"
 #include "algos/group.h"
+#include "algos/hier.h"
 #include "algos/model.h"
 #include "algos/reduce.h"
 #include "core/error.h"
@@ -69,7 +70,7 @@
  * chunk the caller passes may differ between nodes (it depends on each
  * rank's transports and on whether its node has more ranks than cores),
  * and a ring's members must cut alike: this depends on the call only. */
-static size_t inter_chunk(const struct hring_comm *comm, size_t bytes, int n) {
+size_t hring__hier_inter_chunk(const struct hring_comm *comm, size_t bytes, int n) {
   if (comm->chunk_size > 0) return (size_t)comm->chunk_size;
   /* Some machine has more ranks than cores (agreed, so the same everywhere):
    * every message may wait for a rank to be scheduled, and that wait, not
@@ -82,18 +83,7 @@ static size_t inter_chunk(const struct hring_comm *comm, size_t bytes, int n) {
   return (c + CHUNK_ALIGN - 1) & ~(size_t)(CHUNK_ALIGN - 1);
 }
 
-/* The node layout of comm, as groups. */
-typedef struct {
-  int *mem;         /* one allocation holding the arrays below */
-  int *members;     /* [nranks] ranks sorted by node, then by rank */
-  int *first;       /* [nnodes] index of each node's first rank in members */
-  int *size;        /* [nnodes] ranks on each node */
-  int *ring;        /* [nnodes] scratch for a ring across the nodes */
-  hring_group_t local;   /* this node's ranks, by local rank */
-  hring_group_t leaders; /* local rank 0 of every node, by node */
-} topo_t;
-
-static hring_result_t topo_init(struct hring_comm *comm, topo_t *t) {
+hring_result_t hring__hier_topo_init(struct hring_comm *comm, hring_hier_topo_t *t) {
   const int n = comm->nranks, nn = comm->nnodes;
   t->mem = malloc(sizeof(int) * ((size_t)n + 4 * (size_t)nn));
   if (!t->mem) return hring__err(HRING_ERR_NO_MEMORY, "hierarchical allreduce: node layout");
@@ -115,13 +105,16 @@ static hring_result_t topo_init(struct hring_comm *comm, topo_t *t) {
   t->local = (hring_group_t){t->size[comm->node], comm->local_rank,
                              t->members + t->first[comm->node]};
   t->leaders = (hring_group_t){nn, comm->local_rank == 0 ? comm->node : -1, fill};
+  t->smax = 0;
+  for (int v = 0; v < nn; v++)
+    if (t->size[v] > t->smax) t->smax = t->size[v];
   return HRING_SUCCESS;
 }
 
 hring_result_t hring__allreduce_hier(struct hring_comm *comm, const hring_coll_args_t *a,
                                      size_t chunk_bytes) {
-  topo_t t;
-  HRING_CHECK(topo_init(comm, &t));
+  hring_hier_topo_t t;
+  HRING_CHECK(hring__hier_topo_init(comm, &t));
   hring_result_t r = HRING_SUCCESS;
   const int nt = a->nt ? HRING_REDUCE_NT : 0;
   const int alone = t.local.n == 1;
@@ -139,7 +132,7 @@ hring_result_t hring__allreduce_hier(struct hring_comm *comm, const hring_coll_a
     hring_group_xfer_t x = {alone ? a->sendbuf : a->recvbuf, a->recvbuf, a->count, a->esize,
                             a->type, a->op, a->op == HRING_AVG ? comm->nranks : 1,
                             alone ? nt : 0, NULL,
-                            inter_chunk(comm, a->count * a->esize, t.leaders.n)};
+                            hring__hier_inter_chunk(comm, a->count * a->esize, t.leaders.n)};
     r = hring__hier_uses_hd(comm->nnodes, a->count * a->esize)
             ? hring__group_allreduce_hd(&e, &t.leaders, &x)
             : hring__group_run(&e, &t.leaders, HRING_GROUP_AR, &x);
@@ -156,7 +149,7 @@ out:
 }
 
 /* The local rank that owns shard s (of S) on a node of L ranks. */
-static int shard_owner(int s, int S, int L) {
+int hring__hier_shard_owner(int s, int S, int L) {
   int i = L - 1;
   while ((long)i * S / L > s) i--;
   return i;
@@ -164,13 +157,16 @@ static int shard_owner(int s, int S, int L) {
 
 hring_result_t hring__allreduce_hier2d(struct hring_comm *comm, const hring_coll_args_t *a,
                                        size_t chunk_bytes) {
-  topo_t t;
-  HRING_CHECK(topo_init(comm, &t));
+  hring_hier_topo_t t;
+  HRING_CHECK(hring__hier_topo_init(comm, &t));
   hring_result_t r = HRING_SUCCESS;
-  const int L = t.local.n, l = t.local.me;
-  int S = 0;
-  for (int v = 0; v < comm->nnodes; v++)
-    if (t.size[v] > S) S = t.size[v];
+  const int L = t.local.n, l = t.local.me, S = t.smax;
+  const int nseg = hring__hier2d_segments(comm->nnodes, S, a->count * a->esize);
+  if (nseg > 1) {
+    r = hring__hier2d_pipelined(comm, a, chunk_bytes, &t, nseg);
+    free(t.mem);
+    return r;
+  }
   size_t *bounds = malloc(sizeof(size_t) * ((size_t)L + 1));
   if (!bounds) {
     free(t.mem);
@@ -192,12 +188,12 @@ hring_result_t hring__allreduce_hier2d(struct hring_comm *comm, const hring_coll
   const int hd = hring__hier_uses_hd(comm->nnodes, hring__part_start(a->count, S, 1) * es);
   for (int s = (int)((long)l * S / L); s < (int)((long)(l + 1) * S / L); s++) {
     for (int v = 0; v < comm->nnodes; v++)
-      t.ring[v] = t.members[t.first[v] + shard_owner(s, S, t.size[v])];
+      t.ring[v] = t.members[t.first[v] + hring__hier_shard_owner(s, S, t.size[v])];
     hring_group_t ring = {comm->nnodes, comm->node, t.ring};
     size_t lo = hring__part_start(a->count, S, s), hi = hring__part_start(a->count, S, s + 1);
     hring_group_xfer_t x = {out + lo * es, out + lo * es, hi - lo, es, a->type, a->op,
                             a->op == HRING_AVG ? comm->nranks : 1, 0, NULL,
-                            inter_chunk(comm, (hi - lo) * es, ring.n)};
+                            hring__hier_inter_chunk(comm, (hi - lo) * es, ring.n)};
     r = hd ? hring__group_allreduce_hd(&e, &ring, &x)
            : hring__group_run(&e, &ring, HRING_GROUP_AR, &x);
     if (r != HRING_SUCCESS) goto out;

@@ -128,14 +128,26 @@ double hring__model_hier(const hring_model_params_t *p, const hring_model_params
  * rank, on its shard of n/k) sharing the node's link, intra-node allgather.
  * In both forms a small inter-node allreduce on a power-of-two number of
  * nodes is halving-doubling instead of the ring (hier.c). */
-double hring__model_hier2d(const hring_model_params_t *p, const hring_model_shape_t *s, double n) {
+static void hier2d_phases(const hring_model_params_t *p, const hring_model_shape_t *s, double n,
+                          double *intra, double *inter) {
   const double k = s->kmax, N = s->nnodes;
-  double intra = ring_half(&p->intra, k, n, s->chunk, 1, 1) + ring_half(&p->intra, k, n, s->chunk, 1, 0);
+  *intra = ring_half(&p->intra, k, n, s->chunk, 1, 1) + ring_half(&p->intra, k, n, s->chunk, 1, 0);
   /* On a node of kmin < kmax ranks, a rank owns several shards and runs
    * their rings one after the other. */
   double serial = ceil(k / (s->kmin > 0 ? s->kmin : 1));
   half_fn half = hring__hier_uses_hd(s->nnodes, (size_t)ceil(n / k)) ? hd_half : ring_half;
-  double inter = serial * (half(&p->inter, N, n / k, s->chunk, k, 1) +
-                           half(&p->inter, N, n / k, s->chunk, k, 0));
-  return intra + inter;
+  *inter = serial * (half(&p->inter, N, n / k, s->chunk, k, 1) +
+                     half(&p->inter, N, n / k, s->chunk, k, 0));
+}
+
+/* Large calls run on K segments (hier2d_pipe.c): the node's work I and the
+ * network's X of all segments overlap but for the first segment's
+ * reduce-scatter and the last one's allgather, I/K between them. */
+double hring__model_hier2d(const hring_model_params_t *p, const hring_model_shape_t *s, double n) {
+  const int K = hring__hier2d_segments(s->nnodes, s->kmax, (size_t)n);
+  double intra, inter;
+  hier2d_phases(p, s, K > 1 ? n / K : n, &intra, &inter);
+  if (K <= 1) return intra + inter;
+  const double I = K * intra, X = K * inter;
+  return I / K + fmax(X, I * (K - 1) / K);
 }

@@ -122,9 +122,12 @@ static void run_small_slots(const char *algo) {
   setenv("HRING_TCP_SLOTS", "2", 1);
   /* 3 nodes: rings across them; 4 nodes and at most 256 KiB per
    * inter-node allreduce: halving-doubling (both forms). */
-  const size_t which[] = {3, NLAYOUTS - 1};
-  size_t counts[][1] = {{100003}, {50003}};
-  for (size_t i = 0; i < 2; i++) {
+  /* Then 3 nodes again with 3 MiB: hier2d runs on segments whose phases
+   * overlap (hier2d_pipe.c), and ranks of the smaller nodes own several
+   * shards of each. */
+  const size_t which[] = {3, NLAYOUTS - 1, 3};
+  size_t counts[][1] = {{100003}, {50003}, {(3u << 18) + 5}};
+  for (size_t i = 0; i < 3; i++) {
     const size_t k = which[i];
     mp_matrix_t m = {counts[i], 1, 0};
     use_layout(&layouts[k]);

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -477,14 +478,25 @@ HTEST(nonblocking_one_rank, 30) {
 
 /* ---- ranks started by hand (abort, destroy) ---- */
 
-static void *noop(void *arg) { return arg; }
+/* Stores the thread's kernel id. */
+static void *noop(void *arg) {
+  *(pid_t *)arg = (pid_t)syscall(SYS_gettid);
+  return NULL;
+}
 
 /* A sanitizer's runtime starts a helper thread at the first
- * pthread_create: make that happen before a count of threads. */
+ * pthread_create: make that happen before a count of threads.  The joined
+ * thread may still be counted for a moment after pthread_join (the kernel
+ * reaps it after it clears its tid; seen under load), which made a later
+ * count look short: wait until it is gone from /proc. */
 static void warm_threads(void) {
   pthread_t t;
-  HREQUIRE(pthread_create(&t, NULL, noop, NULL) == 0, "pthread_create");
+  pid_t tid = 0;
+  HREQUIRE(pthread_create(&t, NULL, noop, &tid) == 0, "pthread_create");
   pthread_join(t, NULL);
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/task/%d", (int)tid);
+  for (double t0 = res_now(); access(path, F_OK) == 0 && res_now() - t0 < 1.0;) usleep(1000);
 }
 
 static int run_ranks(int n, res_body_fn body, void *arg, hring_unique_id_t *id, double limit) {
