@@ -23,10 +23,10 @@
  * of the intra-node work, are not overlapped with the network.
  *
  * The segment count (hring__hier2d_segments, model.h: segments of 1 MiB
- * or more, at most 8) depends on the call and on the agreed layout only,
- * so every rank cuts alike.  Segments whose shards would cross the nodes
- * by halving-doubling (hier.c) are not used: those calls are
- * latency-bound, and the plain schedule runs them.
+ * or more, at most 8, fewer across many nodes) depends on the call and on
+ * the agreed layout only, so every rank cuts alike.  Segments whose shards
+ * would cross the nodes by halving-doubling (hier.c) are not used: those
+ * calls are latency-bound, and the plain schedule runs them.
  */
 #include <stdlib.h>
 

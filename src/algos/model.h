@@ -82,17 +82,22 @@ static inline int hring__hier_uses_hd(int nnodes, size_t bytes) {
   return nnodes >= 4 && (nnodes & (nnodes - 1)) == 0 && bytes <= HRING_HIER_HD_MAX;
 }
 
-/* Segments of hier2d's pipelined form (hier2d_pipe.c): bytes cut into
- * segments of at least HRING_HIER2D_SEG_MIN, at most HRING_HIER2D_SEG_MAX
- * of them, when there are nodes of several ranks to cross and the shards
- * of a segment would not cross by halving-doubling; 0 (the plain
- * schedule) otherwise.  smax is the largest node's size.  Depends on the
- * call and the layout only, so every rank agrees. */
+/* Segments of hier2d's pipelined form (hier2d_pipe.c): bytes cut into at
+ * most HRING_HIER2D_SEG_MAX segments of at least HRING_HIER2D_SEG_MIN,
+ * and large enough that every message of a segment's rings across the
+ * nodes carries HRING_HIER2D_STEP_MIN bytes or more (each segment's rings
+ * pay their 2 (N-1) steps' latency again, which across many nodes costs
+ * more than the overlap saves); only when there are nodes of several ranks
+ * to cross and the shards would not cross by halving-doubling.  0: the
+ * plain schedule.  smax is the largest node's size.  Depends on the call
+ * and the layout only, so every rank agrees. */
 #define HRING_HIER2D_SEG_MIN (1u << 20)
 #define HRING_HIER2D_SEG_MAX 8
+#define HRING_HIER2D_STEP_MIN (128u << 10)
 static inline int hring__hier2d_segments(int nnodes, int smax, size_t bytes) {
   if (nnodes < 2 || smax < 2) return 0; /* only one of the phases runs */
-  size_t n = bytes / HRING_HIER2D_SEG_MIN;
+  size_t seg = (size_t)smax * (size_t)nnodes * HRING_HIER2D_STEP_MIN;
+  size_t n = bytes / (seg > HRING_HIER2D_SEG_MIN ? seg : HRING_HIER2D_SEG_MIN);
   if (n > HRING_HIER2D_SEG_MAX) n = HRING_HIER2D_SEG_MAX;
   if (n < 2 || hring__hier_uses_hd(nnodes, bytes / n / (size_t)smax)) return 0;
   return (int)n;

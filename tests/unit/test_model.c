@@ -286,3 +286,20 @@ HTEST(model_shared_cores_scale_alpha, 10) {
              hring__model_predict(&p, &own, HRING_ALGO_RING, n),
          "a core per rank must not change the prediction");
 }
+
+/* hier2d's segments (model.h): the emulated hosts of the benchmark cut a
+ * 64 MiB call into 8; small calls, one node, one rank per node and calls
+ * whose shards cross by halving-doubling stay whole; across 128 nodes a
+ * segment must keep every ring message at 128 KiB or more. */
+HTEST(model_hier2d_segments, 10) {
+  const size_t M = 1u << 20;
+  HCHECK(hring__hier2d_segments(4, 2, 64 * M) == 8, "4 x 2, 64 MiB");
+  HCHECK(hring__hier2d_segments(4, 2, 3 * M) == 3, "4 x 2, 3 MiB");
+  HCHECK(hring__hier2d_segments(4, 2, M) == 0, "4 x 2, 1 MiB: one segment");
+  HCHECK(hring__hier2d_segments(1, 8, 64 * M) == 0, "one node");
+  HCHECK(hring__hier2d_segments(8, 1, 64 * M) == 0, "one rank per node");
+  HCHECK(hring__hier2d_segments(3, 3, 3 * M) == 2, "3 nodes of up to 3, 3 MiB");
+  HCHECK(hring__hier2d_segments(128, 8, 64 * M) == 0, "128 x 8, 64 MiB: 8 MiB shards' steps");
+  HCHECK(hring__hier2d_segments(128, 8, 256 * M) == 2, "128 x 8, 256 MiB");
+  HCHECK(hring__hier2d_segments(16, 8, 8 * M) == 0, "16 x 8, 8 MiB: halving-doubling shards");
+}
