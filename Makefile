@@ -210,13 +210,19 @@ $(BUILD)/obj/src/core/topo.o: CPPFLAGS_EXTRA = -DHRING_HAVE_HWLOC_H=$(HWLOC)
 # hring-sim predicts large clusters from it (docs/model.md).  The simulator
 # lives in perf/sim/, out of the perf/*.c wildcard, so that it is not linked
 # into the *_perf benchmarks as common code.
-all: $(BUILD)/bin/hring-tune $(BUILD)/bin/hring-sim
+# hring-choice times the automatic choice against every forced algorithm in
+# one process (perf/choice/, out of the wildcard for the same reason).
+all: $(BUILD)/bin/hring-tune $(BUILD)/bin/hring-sim $(BUILD)/bin/hring-choice
 
 $(BUILD)/bin/hring-tune: $(BUILD)/obj/src/tools/hring_tune.o $(BUILD)/lib/libhring.a
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/bin/hring-sim: $(BUILD)/obj/perf/sim/hring_sim.o $(BUILD)/lib/libhring.a
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/bin/hring-choice: $(BUILD)/obj/perf/choice/hring_choice.o $(BUILD)/lib/libhring.a
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
 # ---- model tools ---- end ---------------------------------------------------

@@ -67,12 +67,25 @@ static int one_node_rule(const struct hring_comm *comm, size_t bytes) {
   if (comm->nranks == 2 && comm->conns[1 - comm->rank]->ops == &hring__tcp_ops)
     return HRING_ALGO_EXCHANGE;
   /* Ranks outnumbering cores: every ring step waits for one neighbour to be
-   * scheduled.  The pipelined tree has 2 log2(n) dependent steps and lets
-   * a rank do all its ready work whenever it runs: with 4 and 8 ranks on 2
-   * cores it was the fastest forced algorithm from 32 KiB to 2 MiB, up to
-   * 2.2 times the direct exchange that this rule chose before, and within
-   * noise of the best at 16 MiB (docs/performance.md, 2026-11-27 sweep). */
-  if (comm->oversub_any) return HRING_ALGO_TREE;
+   * scheduled, so the schedules with the fewest dependent steps win: up to
+   * 16 KiB recursive doubling (log2 n steps) with 4 ranks or fewer, up to
+   * 32 KiB the direct exchange (every rank sends all its pieces whenever
+   * it runs), then the pipelined tree (2 log2(n) dependent steps, a rank
+   * does all its ready work whenever it runs).  Measured with 4 and 8 ranks
+   * on 2 cores by hring-choice, every algorithm timed in turn in one
+   * process: the machine drifts between a fast mode, where the ring is
+   * best from 64 KiB, and a slow one, where the tree is, by up to 1.7x;
+   * the tree is the choice whose worst ratio to the best is smallest
+   * (docs/performance.md, 2026-11-27 fourth section). */
+  if (comm->oversub_any) {
+    if (bytes <= 16384 && comm->nranks <= 4) return HRING_ALGO_RDOUBLE;
+    if (bytes <= 32768) return HRING_ALGO_DIRECT;
+    return HRING_ALGO_TREE;
+  }
+  /* Two ranks with a core each: one exchange of the whole vector
+   * (recursive doubling's single step) beat the ring's two half-size steps
+   * by 1.1-1.5x from 8 to 256 KiB, in both modes of the machine. */
+  if (comm->nranks == 2 && bytes <= 262144) return HRING_ALGO_RDOUBLE;
   return HRING_ALGO_RING;
 }
 

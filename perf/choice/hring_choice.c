@@ -1,0 +1,191 @@
+/*
+ * hring_choice.c - hring-choice: the automatic choice of allreduce
+ * algorithm against each forced one, side by side in one process.
+ *
+ * Separate runs per algorithm (perf/algo_sweep.sh) see a machine that
+ * drifts between them: on the 2-core machine of docs/performance.md the
+ * same code's median moved 1.2x from one run to the next, as much as the
+ * differences to be measured.  Here every rank makes one communicator per
+ * algorithm (hring_comm_split with HRING_ALGO set for the child; unset for
+ * auto) and, for every size, times the algorithms in turn, round after
+ * round, starting each round with the next algorithm, so that all of them
+ * see the same drift.  Each algorithm's result is checked at every size
+ * (integer sums, exact).
+ *
+ * usage: hring-choice [-b MIN] [-e MAX] [-f FACTOR] [-a auto,ring,tree,...]
+ *                     [-r ROUNDS] [-t MS]
+ *   under hring-run, mpirun or srun (hring_comm_init_env).  -t: the time
+ *   one algorithm's turn takes (default 20 ms; at least 2 ops).
+ * Prints per size the median and minimum time per op (the slowest rank's)
+ * of every algorithm, and auto's median over the best forced median.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hring.h"
+
+#define MAX_ALGOS 12
+#define MAX_ROUNDS 64
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void die(int rank, const char *what, hring_result_t r) {
+  fprintf(stderr, "hring-choice: rank %d: %s: %s: %s\n", rank, what, hring_strerror(r),
+          hring_last_error());
+  exit(1);
+}
+
+static size_t parse_size(const char *s) {
+  char *end;
+  double v = strtod(s, &end);
+  if (*end == 'K' || *end == 'k') v *= 1024;
+  else if (*end == 'M' || *end == 'm') v *= 1024 * 1024;
+  else if (*end == 'G' || *end == 'g') v *= 1024.0 * 1024 * 1024;
+  return v < 0 ? 0 : (size_t)v;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The slowest rank's value (every rank gets it). */
+static double max_over(hring_comm_t c, double v, int rank) {
+  hring_result_t r = hring_allreduce(&v, &v, 1, HRING_FLOAT64, HRING_MAX, c, NULL);
+  if (r != HRING_SUCCESS) die(rank, "max over ranks", r);
+  return v;
+}
+
+int main(int argc, char **argv) {
+  size_t lo = 8, hi = 64u << 20;
+  double factor = 8, turn_ms = 20;
+  int rounds = 7;
+  char list[256] = "auto,ring,direct,rdouble,rabenseifner,tree";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!strcmp(argv[i], "-b")) lo = parse_size(argv[i + 1]);
+    else if (!strcmp(argv[i], "-e")) hi = parse_size(argv[i + 1]);
+    else if (!strcmp(argv[i], "-f")) factor = atof(argv[i + 1]);
+    else if (!strcmp(argv[i], "-r")) rounds = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "-t")) turn_ms = atof(argv[i + 1]);
+    else if (!strcmp(argv[i], "-a")) snprintf(list, sizeof list, "%s", argv[i + 1]);
+    else {
+      fprintf(stderr, "hring-choice: unknown option %s (see the head of the source)\n", argv[i]);
+      return 2;
+    }
+  }
+  if (argc % 2 == 0 || lo < 4 || hi < lo || factor <= 1 || rounds < 1 || rounds > MAX_ROUNDS ||
+      turn_ms <= 0) {
+    fprintf(stderr, "usage: hring-choice [-b MIN>=4] [-e MAX] [-f FACTOR>1] [-a auto,ring,...] "
+                    "[-r 1..%d] [-t MS]\n", MAX_ROUNDS);
+    return 2;
+  }
+
+  hring_comm_t world;
+  hring_result_t r = hring_comm_init_env(&world);
+  if (r != HRING_SUCCESS) die(-1, "init", r);
+  int rank, n;
+  hring_comm_rank(world, &rank);
+  hring_comm_size(world, &n);
+
+  /* One communicator per algorithm, its choice fixed at creation. */
+  const char *names[MAX_ALGOS];
+  hring_comm_t comms[MAX_ALGOS];
+  int na = 0, auto_at = -1;
+  for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && na < MAX_ALGOS;
+       tok = strtok_r(NULL, ",", &save)) {
+    if (!strcmp(tok, "auto")) {
+      unsetenv("HRING_ALGO");
+      auto_at = na;
+    } else {
+      setenv("HRING_ALGO", tok, 1);
+    }
+    r = hring_comm_split(world, 0, rank, &comms[na]);
+    if (r != HRING_SUCCESS) die(rank, tok, r);
+    names[na++] = tok;
+  }
+  unsetenv("HRING_ALGO");
+
+  const size_t maxcount = hi / 4;
+  int32_t *in = malloc(maxcount * sizeof *in), *out = malloc(maxcount * sizeof *out);
+  if (!in || !out) die(rank, "buffers", HRING_ERR_NO_MEMORY);
+  for (size_t i = 0; i < maxcount; i++) in[i] = (int32_t)((rank + 1) * (int)(i % 7 + 1));
+  const int64_t ranksum = (int64_t)n * (n + 1) / 2;
+
+  if (rank == 0) {
+    printf("# hring-choice: %d ranks, %d rounds, ~%.0f ms per turn; time per op in us "
+           "(median / min over rounds)\n# %10s", n, rounds, turn_ms, "size (B)");
+    for (int a = 0; a < na; a++) printf(" %21s", names[a]);
+    printf("  auto/best  best\n");
+  }
+  /* Warm up every communicator before anything is timed: its slots are
+   * touched by the largest size, then every rank runs it at the first size
+   * for a while (the first size's rounds came out up to 2x slow without
+   * this, whichever algorithm ran them). */
+  for (int a = 0; a < na; a++) {
+    for (int k = 0; k < 3; k++)
+      if ((r = hring_allreduce(in, out, maxcount, HRING_INT32, HRING_SUM, comms[a], NULL)))
+        die(rank, names[a], r);
+    for (double t0 = now(); max_over(world, now() - t0, rank) < 5 * turn_ms * 1e-3;)
+      if ((r = hring_allreduce(in, out, lo / 4, HRING_INT32, HRING_SUM, comms[a], NULL)))
+        die(rank, names[a], r);
+  }
+  double t[MAX_ALGOS][MAX_ROUNDS];
+  long wrong = 0;
+  for (size_t bytes = lo; bytes <= hi; bytes = (size_t)ceil((double)bytes * factor)) {
+    const size_t count = bytes / 4;
+    int iters[MAX_ALGOS];
+    for (int a = 0; a < na; a++) { /* warm up, then ops per turn */
+      double t0 = now();
+      for (int k = 0; k < 2; k++)
+        if ((r = hring_allreduce(in, out, count, HRING_INT32, HRING_SUM, comms[a], NULL)))
+          die(rank, names[a], r);
+      double per = max_over(world, (now() - t0) / 2, rank);
+      iters[a] = (int)(turn_ms * 1e-3 / (per > 1e-9 ? per : 1e-9));
+      if (iters[a] < 2) iters[a] = 2;
+      for (size_t i = 0; i < count; i++) wrong += out[i] != (int32_t)(ranksum * (int64_t)(i % 7 + 1));
+    }
+    for (int round = 0; round < rounds; round++)
+      for (int j = 0; j < na; j++) {
+        int a = (round + j) % na;
+        max_over(world, 0, rank); /* start together */
+        double t0 = now();
+        for (int k = 0; k < iters[a]; k++)
+          if ((r = hring_allreduce(in, out, count, HRING_INT32, HRING_SUM, comms[a], NULL)))
+            die(rank, names[a], r);
+        t[a][round] = max_over(world, (now() - t0) / iters[a], rank);
+      }
+    if (rank != 0) continue;
+    double med[MAX_ALGOS], best = INFINITY;
+    int besta = -1;
+    printf("  %10zu", bytes);
+    for (int a = 0; a < na; a++) {
+      double mn = t[a][0];
+      for (int k = 1; k < rounds; k++) mn = fmin(mn, t[a][k]);
+      qsort(t[a], (size_t)rounds, sizeof t[a][0], cmp_double);
+      med[a] = rounds % 2 ? t[a][rounds / 2] : 0.5 * (t[a][rounds / 2 - 1] + t[a][rounds / 2]);
+      printf(" %10.1f / %8.1f", 1e6 * med[a], 1e6 * mn);
+      if (a != auto_at && med[a] < best) best = med[a], besta = a;
+    }
+    if (auto_at >= 0 && besta >= 0) printf("  %9.2f  %s\n", med[auto_at] / best, names[besta]);
+    else printf("  %9s  %s\n", "-", besta >= 0 ? names[besta] : "-");
+    fflush(stdout);
+  }
+  long all_wrong = 0;
+  double w = (double)wrong;
+  w = max_over(world, w, rank);
+  all_wrong = (long)w;
+  if (rank == 0) printf("# wrong results (max over ranks): %ld\n", all_wrong);
+  for (int a = 0; a < na; a++) hring_comm_destroy(comms[a]);
+  hring_comm_destroy(world);
+  free(in);
+  free(out);
+  return all_wrong ? 1 : 0;
+}
