@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "algos/algo.h"
@@ -159,4 +160,39 @@ HTEST(choose_bad_model_file, 30) {
   if (r == HRING_SUCCESS) hring_comm_destroy(c);
   unsetenv("HRING_MODEL_FILE");
   unlink(bad);
+}
+
+/* hring-choice end to end: under hring-run, with auto and three forced
+ * algorithms (one communicator each, split from the world), every result
+ * is right and every size gets a row with auto's ratio; a bad option is
+ * refused with status 2. */
+HTEST(choice_tool_runs_and_checks, 60) {
+  char cmd[512], out[64];
+  snprintf(out, sizeof out, "/tmp/hring-choice-%d.txt", (int)getpid());
+  snprintf(cmd, sizeof cmd,
+           "%s/hring-run -n 3 %s/hring-choice -b 8 -e 40000 -f 70 -r 2 -t 1 "
+           "-a auto,ring,rdouble,tree > %s 2>&1", mp_bindir(), mp_bindir(), out);
+  int rc = system(cmd);
+  FILE *f = fopen(out, "r");
+  HREQUIRE(f, "no output file %s", out);
+  char line[1024];
+  int rows = 0, zero = 0;
+  while (fgets(line, sizeof line, f)) {
+    size_t bytes;
+    double ratio;
+    char best[32];
+    const char *p = strstr(line, "] ") ? strstr(line, "] ") + 2 : line;
+    if (sscanf(p, "%zu", &bytes) == 1 && strstr(p, "/") &&
+        sscanf(strrchr(p, '/') + 1, "%*f %lf %31s", &ratio, best) == 2 && ratio > 0)
+      rows++;
+    if (strstr(line, "wrong results (max over ranks): 0")) zero = 1;
+  }
+  fclose(f);
+  HCHECK(rc == 0, "'%s' exited with %d (output in %s)", cmd, rc, out);
+  HCHECK(rows == 3, "%d result rows, expected 3 (8 B, 560 B, 39200 B; output in %s)", rows, out);
+  HCHECK(zero, "no 'wrong results: 0' line (output in %s)", out);
+  if (rc == 0 && rows == 3 && zero) unlink(out);
+  snprintf(cmd, sizeof cmd, "%s/hring-choice -x 1 > /dev/null 2>&1", mp_bindir());
+  rc = system(cmd);
+  HCHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "a bad option: status %d, expected 2", rc);
 }
