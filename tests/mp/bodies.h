@@ -20,6 +20,8 @@ void mp_allreduce_matrix(hring_comm_t comm, int rank, int nranks, void *arg);
 /* A rank killed mid-collective, named by every survivor within 5 s
  * (test_reliability.c); transport NULL: whatever the ranks choose. */
 void mp_run_death(const char *transport, int n);
+/* The same with count floats per allreduce. */
+void mp_run_death_sized(const char *transport, int n, size_t count);
 
 /* reduce_scatter, allgather, broadcast (every root), reduce (every root)
  * and barrier over counts 0, 1, odd and large, several types and every op,

@@ -139,6 +139,16 @@ static void run_small_slots(const char *algo) {
 HTEST(hier_small_slots, 60) { run_small_slots("hier"); }
 HTEST(hier2d_small_slots, 60) { run_small_slots("hier2d"); }
 
+/* A rank killed during segmented hier2d calls (4 MiB on 2 nodes of 2:
+ * 4 segments, both lanes busy) is reported by every survivor, naming it,
+ * within 5 s (test_reliability.c's check). */
+HTEST(hier2d_segmented_peer_death, 60) {
+  setenv("HRING_ALGO", "hier2d", 1);
+  const layout_t two = {4, "0,0,1,1"};
+  use_layout(&two);
+  mp_run_death_sized(NULL, two.n, 1u << 20);
+}
+
 /* The group schedules on a subset of the ranks in a scrambled order
  * (rank 0 stays out), across two emulated nodes: reduce-scatter out of
  * place and in place, then allgather, for counts below, at and above the

@@ -32,6 +32,7 @@ static double now_s(void) {
 /* Shared by the ranks (MAP_SHARED before the fork). */
 typedef struct {
   int victim;
+  size_t count; /* floats per allreduce */
   volatile double kill_time;
   volatile double detect_max;
 } death_t;
@@ -49,14 +50,14 @@ static void *killer(void *arg) {
 static void death_body(hring_comm_t comm, int rank, int n, void *arg) {
   death_t *d = arg;
   (void)n;
-  float *x = calloc(N_ELEMS, sizeof *x);
+  float *x = calloc(d->count, sizeof *x);
   HREQUIRE(x, "calloc");
   pthread_t t;
   if (rank == d->victim) pthread_create(&t, NULL, killer, d);
   hring_result_t r = HRING_SUCCESS;
   double t0 = now_s();
   while (r == HRING_SUCCESS && now_s() - t0 < 30)
-    r = hring_allreduce(x, x, N_ELEMS, HRING_FLOAT32, HRING_SUM, comm, NULL);
+    r = hring_allreduce(x, x, d->count, HRING_FLOAT32, HRING_SUM, comm, NULL);
   double dt = now_s() - d->kill_time;
   char want[32];
   snprintf(want, sizeof want, "rank %d", d->victim);
@@ -71,12 +72,13 @@ static void death_body(hring_comm_t comm, int rank, int n, void *arg) {
   free(x);
 }
 
-void mp_run_death(const char *transport, int n) {
+void mp_run_death_sized(const char *transport, int n, size_t count) {
   if (transport) setenv("HRING_TRANSPORTS", transport, 1);
   setenv("HRING_TIMEOUT_MS", "60000", 1); /* detection must not be the timeout */
   death_t *d = mmap(NULL, sizeof *d, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   HREQUIRE(d != MAP_FAILED, "mmap");
   d->victim = n / 2;
+  d->count = count;
   d->kill_time = 1e18;
   d->detect_max = 0;
   int failed = mp_run(n, death_body, d);
@@ -87,6 +89,8 @@ void mp_run_death(const char *transport, int n) {
          d->victim, d->detect_max * 1e3);
   munmap(d, sizeof *d);
 }
+
+void mp_run_death(const char *transport, int n) { mp_run_death_sized(transport, n, N_ELEMS); }
 
 HTEST(peer_death_shm_np2, 60) { mp_run_death("shm", 2); }
 HTEST(peer_death_shm_np4, 60) { mp_run_death("shm", 4); }
