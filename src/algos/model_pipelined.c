@@ -49,28 +49,34 @@ static int tree_level_load(int P, int k, int d) {
   return worst;
 }
 
+/* Children of the busiest parent at depth d of the heap of P ranks. */
+static int tree_children(int P, int d) {
+  int first = (1 << d) - 1; /* the level's first parent has the most */
+  return (2 * first + 2 < P) + (2 * first + 1 < P);
+}
+
 /* Tree (tree.c): the heap over all ranks rooted at rank 0 (children of r:
  * 2r+1 and 2r+2, depth floor(log2 P)), chunks reduced up and broadcast down
- * at once.  A parent takes (or gives) a chunk from two children one after
- * the other.  The first chunk's trip up and down is the fill; after it,
- * every chunk costs the slowest level's up and down work, which one rank's
- * progress loop does in turn. */
+ * at once.  A message of level d (between a parent at depth d and a child)
+ * costs alpha plus its bytes, across nodes at the pace of a node link that
+ * L_d such messages share.  The first chunk's trip up (each parent also
+ * reduces its c_d children's chunks) and down is the fill.  After it,
+ * every chunk costs the busiest rank's work, its up and down streams
+ * sharing one progress loop: c_d + 1 messages (its children's and its
+ * parent's, tree.c's header) and c_d reductions; across nodes the link
+ * carries L_d chunks each way. */
 static void tree_stages(const hring_model_params_t *p, const hring_model_shape_t *s, double m,
                         double *fill, double *period) {
   const int P = s->nranks, k = s->nnodes > 1 ? s->kmax : P, depth = log2_floor(P);
   *fill = *period = 0;
   for (int d = 0; d < depth; d++) {
-    int load = tree_level_load(P, k, d);
-    double up, down;
-    if (load > 0) {
-      down = 2.0 * p->inter.alpha + load * m * p->inter.beta;
-      up = down + 2.0 * m * p->inter.gamma;
-    } else {
-      down = 2.0 * line(&p->intra, m);
-      up = down + 2.0 * m * p->intra.gamma;
-    }
-    *fill += up + down;
-    *period = maxd(*period, up + down);
+    const int load = tree_level_load(P, k, d), c = tree_children(P, d);
+    const hring_model_level_t *l = load > 0 ? &p->inter : &p->intra;
+    const double bytes = load > 0 ? load * m : m; /* through the busiest link */
+    *fill += 2 * (l->alpha + bytes * l->beta) + c * m * l->gamma;
+    double work = (c + 1) * l->alpha + c * m * l->gamma +
+                  (load > 0 ? bytes * l->beta : (c + 1) * m * l->beta);
+    *period = maxd(*period, work);
   }
 }
 
