@@ -8,8 +8,8 @@
  * differences to be measured.  Here every rank makes one communicator per
  * algorithm (hring_comm_split with HRING_ALGO set for the child; unset for
  * auto) and, for every size, times the algorithms in turn, round after
- * round, starting each round with the next algorithm, so that all of them
- * see the same drift.  Each algorithm's result is checked at every size
+ * round, in a new order every round, so that all of them see the same
+ * drift.  Each algorithm's result is checked at every size
  * (integer sums, exact).
  *
  * usage: hring-choice [-b MIN] [-e MAX] [-f FACTOR] [-a auto,ring,tree,...]
@@ -152,9 +152,24 @@ int main(int argc, char **argv) {
       if (iters[a] < 2) iters[a] = 2;
       for (size_t i = 0; i < count; i++) wrong += out[i] != (int32_t)(ranksum * (int64_t)(i % 7 + 1));
     }
-    for (int round = 0; round < rounds; round++)
+    for (int round = 0; round < rounds; round++) {
+      /* A new order every round, the same on every rank: an algorithm
+       * that always ran after the same one (a rotation keeps neighbours)
+       * came out up to 1.5x slower than itself elsewhere in the list (8
+       * ranks on 2 cores), as if the one before left the ranks out of
+       * step; one untimed op before each turn also helps. */
+      int order[MAX_ALGOS];
+      unsigned long long x = 0x9e3779b97f4a7c15ull * (unsigned long long)(round + 1) + bytes;
+      for (int j = 0; j < na; j++) order[j] = j;
+      for (int j = na - 1; j > 0; j--) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int k = (int)((x >> 33) % (unsigned long long)(j + 1)), tmp = order[j];
+        order[j] = order[k], order[k] = tmp;
+      }
       for (int j = 0; j < na; j++) {
-        int a = (round + j) % na;
+        int a = order[j];
+        if ((r = hring_allreduce(in, out, count, HRING_INT32, HRING_SUM, comms[a], NULL)))
+          die(rank, names[a], r);
         max_over(world, 0, rank); /* start together */
         double t0 = now();
         for (int k = 0; k < iters[a]; k++)
@@ -162,6 +177,7 @@ int main(int argc, char **argv) {
             die(rank, names[a], r);
         t[a][round] = max_over(world, (now() - t0) / iters[a], rank);
       }
+    }
     if (rank != 0) continue;
     double med[MAX_ALGOS], best = INFINITY;
     int besta = -1;

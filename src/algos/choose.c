@@ -56,37 +56,41 @@ void hring__choice_free(struct hring_comm *comm) {
   comm->choice = NULL;
 }
 
-/* The measured rules of one node (docs/performance.md has the tables). */
+/* The measured rules of one node (docs/performance.md has the tables,
+ * 2026-11-27 fourth section: hring-choice, every algorithm timed in turn
+ * in one process, with 2, 4 and 8 ranks on 2 cores). */
 static int one_node_rule(const struct hring_comm *comm, size_t bytes) {
   int64_t small = comm->small_max < 0 ? ALLPAIRS_MAX_BYTES : comm->small_max;
-  if (bytes <= ALLPAIRS_MAX_BYTES && bytes <= comm->min_slot &&
-      comm->nranks <= HRING_ENGINE_MAX_ACTIVE && (int64_t)bytes <= small)
-    return HRING_ALGO_ALLPAIRS;
+  const int n = comm->nranks;
+  const int allpairs = bytes <= ALLPAIRS_MAX_BYTES && bytes <= comm->min_slot &&
+                       n <= HRING_ENGINE_MAX_ACTIVE && (int64_t)bytes <= small;
+  if (comm->small_max >= 0 && allpairs) return HRING_ALGO_ALLPAIRS; /* HRING_SMALL_MAX set */
   /* Two ranks over tcp: the one-step exchange keeps both directions
    * streaming; measured 1.2-1.7 GB/s against the ring's 0.9-1.1 at 1-64 MiB. */
-  if (comm->nranks == 2 && comm->conns[1 - comm->rank]->ops == &hring__tcp_ops)
-    return HRING_ALGO_EXCHANGE;
-  /* Ranks outnumbering cores: every ring step waits for one neighbour to be
-   * scheduled, so the schedules with the fewest dependent steps win: up to
-   * 16 KiB recursive doubling (log2 n steps) with 4 ranks or fewer, up to
-   * 32 KiB the direct exchange (every rank sends all its pieces whenever
-   * it runs), then the pipelined tree (2 log2(n) dependent steps, a rank
-   * does all its ready work whenever it runs).  Measured with 4 and 8 ranks
-   * on 2 cores by hring-choice, every algorithm timed in turn in one
-   * process: the machine drifts between a fast mode, where the ring is
-   * best from 64 KiB, and a slow one, where the tree is, by up to 1.7x;
-   * the tree is the choice whose worst ratio to the best is smallest
-   * (docs/performance.md, 2026-11-27 fourth section). */
+  if (n == 2 && comm->conns[1 - comm->rank]->ops == &hring__tcp_ops)
+    return allpairs ? HRING_ALGO_ALLPAIRS : HRING_ALGO_EXCHANGE;
+  /* Ranks outnumbering cores: every step waits for a rank to be scheduled,
+   * so the schedules with the fewest dependent steps and messages win:
+   * allpairs (one round, but n - 1 messages per rank) with up to 4 ranks,
+   * recursive doubling (log2 n rounds) up to 16 KiB with 4 ranks and up to
+   * 4 KiB with more (8 ranks: 1.3-1.5x faster than allpairs from 512 B),
+   * the direct exchange up to 32 KiB (every rank sends all its pieces
+   * whenever it runs), then the pipelined tree (2 log2(n) dependent steps;
+   * a rank does all its ready work whenever it runs).  From 64 KiB the
+   * machine drifts between runs where the ring is best and runs where the
+   * tree is, each up to 1.4-1.7x ahead with 4 ranks: the tree stays, the
+   * smaller worst case with 8. */
   if (comm->oversub_any) {
-    if (bytes <= 16384 && comm->nranks <= 4) return HRING_ALGO_RDOUBLE;
+    if (n <= 4 && allpairs) return HRING_ALGO_ALLPAIRS;
+    if (bytes <= (n <= 4 ? 16384u : 4096u)) return HRING_ALGO_RDOUBLE;
     if (bytes <= 32768) return HRING_ALGO_DIRECT;
     return HRING_ALGO_TREE;
   }
   /* Two ranks with a core each: one exchange of the whole vector
-   * (recursive doubling's single step) beat the ring's two half-size steps
-   * by 1.1-1.5x from 8 to 256 KiB, in both modes of the machine. */
-  if (comm->nranks == 2 && bytes <= 262144) return HRING_ALGO_RDOUBLE;
-  return HRING_ALGO_RING;
+   * (recursive doubling's single step) beat allpairs by up to 1.2x below
+   * 4 KiB and the ring by 1.1-1.5x from 8 to 256 KiB, in both modes. */
+  if (n == 2 && bytes <= 262144) return HRING_ALGO_RDOUBLE;
+  return allpairs ? HRING_ALGO_ALLPAIRS : HRING_ALGO_RING;
 }
 
 static int decide(struct hring_comm *comm, size_t bytes, double *pred) {
