@@ -70,21 +70,22 @@ static int one_node_rule(const struct hring_comm *comm, size_t bytes) {
   if (n == 2 && comm->conns[1 - comm->rank]->ops == &hring__tcp_ops)
     return allpairs ? HRING_ALGO_ALLPAIRS : HRING_ALGO_EXCHANGE;
   /* Ranks outnumbering cores: every step waits for a rank to be scheduled,
-   * so the schedules with the fewest dependent steps and messages win:
+   * so up to 32 KiB the schedules with the fewest dependent steps win:
    * allpairs (one round, but n - 1 messages per rank) with up to 4 ranks,
    * recursive doubling (log2 n rounds) up to 16 KiB with 4 ranks and up to
-   * 4 KiB with more (8 ranks: 1.3-1.5x faster than allpairs from 512 B),
-   * the direct exchange up to 32 KiB (every rank sends all its pieces
-   * whenever it runs), then the pipelined tree (2 log2(n) dependent steps;
-   * a rank does all its ready work whenever it runs).  From 64 KiB the
-   * machine drifts between runs where the ring is best and runs where the
-   * tree is, each up to 1.4-1.7x ahead with 4 ranks: the tree stays, the
-   * smaller worst case with 8. */
+   * 4 KiB with more, then the direct exchange (every rank sends all its
+   * pieces whenever it runs).  Beyond, the ring and the pipelined tree
+   * trade places from run to run: over twelve runs of hring-choice with 4
+   * and 8 ranks on 2 cores, from 128 KiB, the ring was the faster in 28 of
+   * 44 comparisons with 4 ranks and 33 of 44 with 8, ahead by up to 1.49x
+   * and 1.87x; the tree, where it won, by up to 1.86x and 1.42x.  Each
+   * takes the one whose worst case is the smaller: the tree with 4 ranks
+   * or fewer, the ring with more. */
   if (comm->oversub_any) {
     if (n <= 4 && allpairs) return HRING_ALGO_ALLPAIRS;
     if (bytes <= (n <= 4 ? 16384u : 4096u)) return HRING_ALGO_RDOUBLE;
     if (bytes <= 32768) return HRING_ALGO_DIRECT;
-    return HRING_ALGO_TREE;
+    return n <= 4 ? HRING_ALGO_TREE : HRING_ALGO_RING;
   }
   /* Two ranks with a core each: one exchange of the whole vector
    * (recursive doubling's single step) beat allpairs by up to 1.2x below
