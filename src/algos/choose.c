@@ -56,9 +56,9 @@ void hring__choice_free(struct hring_comm *comm) {
   comm->choice = NULL;
 }
 
-/* The measured rules of one node (docs/performance.md has the tables,
- * 2026-11-27 fourth section: hring-choice, every algorithm timed in turn
- * in one process, with 2, 4 and 8 ranks on 2 cores). */
+/* The measured rules of one node (docs/performance.md, 2026-11-27 fourth
+ * section: hring-choice, every algorithm timed in one process in a new
+ * order every round, 2, 4 and 8 ranks on 2 cores, six runs). */
 static int one_node_rule(const struct hring_comm *comm, size_t bytes) {
   int64_t small = comm->small_max < 0 ? ALLPAIRS_MAX_BYTES : comm->small_max;
   const int n = comm->nranks;
@@ -69,27 +69,25 @@ static int one_node_rule(const struct hring_comm *comm, size_t bytes) {
    * streaming; measured 1.2-1.7 GB/s against the ring's 0.9-1.1 at 1-64 MiB. */
   if (n == 2 && comm->conns[1 - comm->rank]->ops == &hring__tcp_ops)
     return allpairs ? HRING_ALGO_ALLPAIRS : HRING_ALGO_EXCHANGE;
+  /* Up to 2 KiB every rank sends its vector to every other at once: as
+   * fast as recursive doubling or faster in 34 of 36 comparisons. */
+  if (allpairs && bytes <= 2048) return HRING_ALGO_ALLPAIRS;
   /* Ranks outnumbering cores: every step waits for a rank to be scheduled,
    * so up to 32 KiB the schedules with the fewest dependent steps win:
-   * allpairs (one round, but n - 1 messages per rank) with up to 4 ranks,
    * recursive doubling (log2 n rounds) up to 16 KiB with 4 ranks and up to
    * 4 KiB with more, then the direct exchange (every rank sends all its
    * pieces whenever it runs).  Beyond, the ring and the pipelined tree
-   * trade places from run to run: over twelve runs of hring-choice with 4
-   * and 8 ranks on 2 cores, from 128 KiB, the ring was the faster in 28 of
-   * 44 comparisons with 4 ranks and 33 of 44 with 8, ahead by up to 1.49x
-   * and 1.87x; the tree, where it won, by up to 1.86x and 1.42x.  Each
-   * takes the one whose worst case is the smaller: the tree with 4 ranks
-   * or fewer, the ring with more. */
+   * trade places from run to run; from 128 KiB the ring was the faster in
+   * 14 of 18 comparisons with 4 ranks and 10 of 18 with 8, each ahead by
+   * up to 1.4-1.6x where it won. */
   if (comm->oversub_any) {
-    if (n <= 4 && allpairs) return HRING_ALGO_ALLPAIRS;
     if (bytes <= (n <= 4 ? 16384u : 4096u)) return HRING_ALGO_RDOUBLE;
     if (bytes <= 32768) return HRING_ALGO_DIRECT;
-    return n <= 4 ? HRING_ALGO_TREE : HRING_ALGO_RING;
+    return HRING_ALGO_RING;
   }
   /* Two ranks with a core each: one exchange of the whole vector
-   * (recursive doubling's single step) beat allpairs by up to 1.2x below
-   * 4 KiB and the ring by 1.1-1.5x from 8 to 256 KiB, in both modes. */
+   * (recursive doubling's single step) beat the ring by 1.1-1.5x from 8 to
+   * 256 KiB, in both modes of the machine. */
   if (n == 2 && bytes <= 262144) return HRING_ALGO_RDOUBLE;
   return allpairs ? HRING_ALGO_ALLPAIRS : HRING_ALGO_RING;
 }
