@@ -19,6 +19,9 @@
  *   2. for every shard, the owners of that shard, one per node, run a ring
  *      allreduce of the shard; the shards' rings run at the same time;
  *   3. every node allgathers the shards among its ranks.
+ * Calls of 2 MiB and more are cut into segments whose intra-node phases
+ * overlap other segments' inter-node rings (hier2d_pipe.c; 64 MiB on 4
+ * emulated hosts x 2 ranks: 0.97 -> 0.88 s, docs/performance.md).
  *
  * Across a power-of-two number of nodes (4 or more), an inter-node
  * allreduce of at most HRING_HIER_HD_MAX bytes (hier's step 2, or one shard

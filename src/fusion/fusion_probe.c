@@ -68,6 +68,12 @@ hring_result_t hring__fusion_probe(struct hring_fusion *f) {
   }
   HRING_CHECK(hring_allreduce(f->probe_s, f->probe_s, (size_t)f->nprobe, HRING_FLOAT64, HRING_MAX,
                               f->comm, NULL));
+  /* A larger allreduce never costs less: a probe that came out below a
+   * smaller one's is noise (or a change of algorithm between sizes), and
+   * a curve that dips made the planner move a large tensor into the last
+   * bucket, as if that were free (fusion_replans_from_timing). */
+  for (int i = 1; i < f->nprobe; i++)
+    if (f->probe_s[i] < f->probe_s[i - 1]) f->probe_s[i] = f->probe_s[i - 1];
   if (f->arena) memset(f->fused, 0, f->off[f->n]);
   HRING_INFO(HRING_SUB_COLL,
              "fusion: measured allreduce of %zu B in %.3f ms, of %zu B in %.3f ms (%d sizes)",
