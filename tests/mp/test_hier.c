@@ -139,6 +139,17 @@ static void run_small_slots(const char *algo) {
 HTEST(hier_small_slots, 60) { run_small_slots("hier"); }
 HTEST(hier2d_small_slots, 60) { run_small_slots("hier2d"); }
 
+/* Segmented hier2d (hier2d_pipe.c) with every type and op, in and out of
+ * place, on 3 + 1 ranks: 1M + 3 elements are 2 to 8 segments by type size,
+ * and AVG divides in the rings across the nodes. */
+HTEST(hier2d_segmented_all_ops, 120) {
+  setenv("HRING_ALGO", "hier2d", 1);
+  use_layout(&layouts[FIRST_MIXED_LAYOUT]);
+  size_t c[] = {(1u << 20) + 3};
+  mp_matrix_t m = {c, 1, 1};
+  HCHECK(mp_run(layouts[FIRST_MIXED_LAYOUT].n, mp_allreduce_matrix, &m) == 0, "a rank failed");
+}
+
 /* A rank killed during segmented hier2d calls (4 MiB on 2 nodes of 2:
  * 4 segments, both lanes busy) is reported by every survivor, naming it,
  * within 5 s (test_reliability.c's check). */
