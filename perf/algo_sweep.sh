@@ -3,6 +3,9 @@
 # ALGOS forced (auto: the library's choice), interleaved within each of REPS
 # repetitions since the machine drifts; prints a summary with, per size,
 # each algorithm's median time over the best one's (summarize_busbw.py).
+# Each algorithm runs as a job of its own, so the machine's drift between
+# jobs enters the ratios; build/bin/hring-choice times them in one process
+# (docs/perf.md) and is the one to decide auto against the forced ones.
 #
 # usage: perf/algo_sweep.sh   (from the repository root, after make)
 # env:   NPS="2 4 8" REPS=3 ALGOS="auto ring allpairs direct rdouble rabenseifner tree"
