@@ -222,7 +222,7 @@ $(BUILD)/bin/hring-sim: $(BUILD)/obj/perf/sim/hring_sim.o $(BUILD)/lib/libhring.
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
 
-$(BUILD)/bin/hring-choice: $(BUILD)/obj/perf/choice/hring_choice.o $(BUILD)/lib/libhring.a
+$(BUILD)/bin/hring-choice: $(BUILD)/obj/perf/choice/hring_choice.o $(PERF_COMMON_OBJS) $(BUILD)/lib/libhring.a
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
 # ---- model tools ---- end ---------------------------------------------------

@@ -320,7 +320,7 @@ static void perf_usage(FILE *f, const char *prog) {
 
 /* Size with an optional K/M/G suffix (powers of 1024), as nccl-tests
  * parses it; fractions like 1.5M are accepted.  Returns -1 if invalid. */
-static int perf_parse_size(const char *s, size_t *out) {
+int hring_perf_parse_size(const char *s, size_t *out) {
   char *end;
   errno = 0;
   double v = strtod(s, &end);
@@ -336,7 +336,7 @@ static int perf_parse_size(const char *s, size_t *out) {
   return 0;
 }
 
-static int perf_parse_int(const char *s, int lo, int hi, int *out) {
+int hring_perf_parse_int(const char *s, int lo, int hi, int *out) {
   char *end;
   errno = 0;
   long v = strtol(s, &end, 0);
@@ -412,31 +412,31 @@ static int perf_parse_args(int argc, char **argv, perf_opts_t *o, int loud,
     const char *what = NULL;
     switch (ch) {
       case 'b':
-        if (perf_parse_size(optarg, &o->minbytes)) what = "-b";
+        if (hring_perf_parse_size(optarg, &o->minbytes)) what = "-b";
         break;
       case 'e':
-        if (perf_parse_size(optarg, &o->maxbytes)) what = "-e";
+        if (hring_perf_parse_size(optarg, &o->maxbytes)) what = "-e";
         break;
       case 'i':
-        if (perf_parse_size(optarg, &o->stepbytes)) what = "-i";
+        if (hring_perf_parse_size(optarg, &o->stepbytes)) what = "-i";
         step_set = 1;
         break;
       case 'f': {
         int f = 0;
-        if (perf_parse_int(optarg, 0, 1 << 30, &f)) what = "-f";
+        if (hring_perf_parse_int(optarg, 0, 1 << 30, &f)) what = "-f";
         factor = f;
         factor_set = 1;
         break;
       }
       case 'n':
-        if (perf_parse_int(optarg, 1, 1 << 30, &o->iters)) what = "-n";
+        if (hring_perf_parse_int(optarg, 1, 1 << 30, &o->iters)) what = "-n";
         break;
       case 'w':
-        if (perf_parse_int(optarg, 0, 1 << 30, &o->warmup)) what = "-w";
+        if (hring_perf_parse_int(optarg, 0, 1 << 30, &o->warmup)) what = "-w";
         o->warmup_set = 1;
         break;
       case 'c':
-        if (perf_parse_int(optarg, 0, 1 << 20, &o->check)) what = "-c";
+        if (hring_perf_parse_int(optarg, 0, 1 << 20, &o->check)) what = "-c";
         break;
       case 'o':
         if (perf_parse_op(optarg, &o->op)) what = "-o";
@@ -445,11 +445,11 @@ static int perf_parse_args(int argc, char **argv, perf_opts_t *o, int loud,
         if (perf_parse_type(optarg, &o->type)) what = "-d";
         break;
       case 'a':
-        if (perf_parse_int(optarg, 0, 3, &o->average)) what = "-a";
+        if (hring_perf_parse_int(optarg, 0, 3, &o->average)) what = "-a";
         break;
       case 'T': {
         int secs = 0;
-        if (perf_parse_int(optarg, 0, 1 << 20, &secs)) {
+        if (hring_perf_parse_int(optarg, 0, 1 << 20, &secs)) {
           what = "-T";
         } else if (secs > 0) {
           /* nccl-tests' -T: a bound on any wait, here the library's own. */
@@ -471,22 +471,22 @@ static int perf_parse_args(int argc, char **argv, perf_opts_t *o, int loud,
         break;
       }
       case PERF_OPT_REPS:
-        if (perf_parse_int(optarg, 1, 1 << 20, &o->reps)) what = "--repetitions";
+        if (hring_perf_parse_int(optarg, 1, 1 << 20, &o->reps)) what = "--repetitions";
         break;
       case 'I':
-        if (perf_parse_int(optarg, 0, 1, &o->inplace)) what = "-I";
+        if (hring_perf_parse_int(optarg, 0, 1, &o->inplace)) what = "-I";
         break;
       case 'z':
-        if (perf_parse_int(optarg, 0, 1, &one)) what = "-z";
+        if (hring_perf_parse_int(optarg, 0, 1, &one)) what = "-z";
         break;
       case 'g':
       case 't':
         /* One rank per process, no threads: nccl-tests' -g/-t only make
          * sense with their default of 1. */
-        if (perf_parse_int(optarg, 1, 1, &one)) what = ch == 'g' ? "-g" : "-t";
+        if (hring_perf_parse_int(optarg, 1, 1, &one)) what = ch == 'g' ? "-g" : "-t";
         break;
       case 'r':
-        if (perf_parse_int(optarg, 0, 1 << 30, &o->root)) what = "-r";
+        if (hring_perf_parse_int(optarg, 0, 1 << 30, &o->root)) what = "-r";
         break;
       case 'h':
         if (loud) perf_usage(stdout, prog);

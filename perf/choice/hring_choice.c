@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common.h"
 #include "hring.h"
 
 #define MAX_ALGOS 12
@@ -41,15 +42,6 @@ static void die(int rank, const char *what, hring_result_t r) {
   fprintf(stderr, "hring-choice: rank %d: %s: %s: %s\n", rank, what, hring_strerror(r),
           hring_last_error());
   exit(1);
-}
-
-static size_t parse_size(const char *s) {
-  char *end;
-  double v = strtod(s, &end);
-  if (*end == 'K' || *end == 'k') v *= 1024;
-  else if (*end == 'M' || *end == 'm') v *= 1024 * 1024;
-  else if (*end == 'G' || *end == 'g') v *= 1024.0 * 1024 * 1024;
-  return v < 0 ? 0 : (size_t)v;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -69,22 +61,22 @@ int main(int argc, char **argv) {
   double factor = 8, turn_ms = 20;
   int rounds = 7;
   char list[256] = "auto,ring,direct,rdouble,rabenseifner,tree";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "-b")) lo = parse_size(argv[i + 1]);
-    else if (!strcmp(argv[i], "-e")) hi = parse_size(argv[i + 1]);
-    else if (!strcmp(argv[i], "-f")) factor = atof(argv[i + 1]);
-    else if (!strcmp(argv[i], "-r")) rounds = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "-t")) turn_ms = atof(argv[i + 1]);
-    else if (!strcmp(argv[i], "-a")) snprintf(list, sizeof list, "%s", argv[i + 1]);
-    else {
-      fprintf(stderr, "hring-choice: unknown option %s (see the head of the source)\n", argv[i]);
-      return 2;
-    }
+  int bad = argc % 2 == 0; /* an option without its value */
+  for (int i = 1; i + 1 < argc && !bad; i += 2) {
+    const char *o = argv[i], *v = argv[i + 1];
+    char *end = NULL;
+    if (!strcmp(o, "-b")) bad = hring_perf_parse_size(v, &lo);
+    else if (!strcmp(o, "-e")) bad = hring_perf_parse_size(v, &hi);
+    else if (!strcmp(o, "-r")) bad = hring_perf_parse_int(v, 1, MAX_ROUNDS, &rounds);
+    else if (!strcmp(o, "-f")) bad = (factor = strtod(v, &end), *end != '\0');
+    else if (!strcmp(o, "-t")) bad = (turn_ms = strtod(v, &end), *end != '\0');
+    else if (!strcmp(o, "-a")) snprintf(list, sizeof list, "%s", v);
+    else bad = 1;
+    if (bad) fprintf(stderr, "hring-choice: bad option %s %s\n", o, v);
   }
-  if (argc % 2 == 0 || lo < 4 || hi < lo || factor <= 1 || rounds < 1 || rounds > MAX_ROUNDS ||
-      turn_ms <= 0) {
+  if (bad || lo < 4 || hi < lo || !(factor > 1) || !(turn_ms > 0)) {
     fprintf(stderr, "usage: hring-choice [-b MIN>=4] [-e MAX] [-f FACTOR>1] [-a auto,ring,...] "
-                    "[-r 1..%d] [-t MS]\n", MAX_ROUNDS);
+                    "[-r 1..%d] [-t MS>0]\n", MAX_ROUNDS);
     return 2;
   }
 
