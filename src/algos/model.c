@@ -39,9 +39,16 @@
  * A quiet machine is faster (docs/performance.md: 0.26 us for an 8-byte
  * allreduce on 2 ranks); a real cluster should run hring-tune.
  */
+/* Rule 6 on the same machine, 2026-11-27, `hring-tune -f` with 2, 4 and 8
+ * ranks from 64 KiB to 32 MiB, three runs each (docs/performance.md): the
+ * cache fitted at 1.8-17 MiB of the machine's vectors, the cost from
+ * memory at 0.04-0.15 ns/B; the middle of each is taken. */
+#define MEM_CACHE_DEFAULT (4.0 * 1024 * 1024)
+#define MEM_BETA_DEFAULT 1.0e-10
 void hring__model_defaults(hring_model_params_t *p) {
   p->intra = (hring_model_level_t){.alpha = 4.5e-6, .beta = 1.0e-10, .gamma = 7.5e-11};
   p->inter = (hring_model_level_t){.alpha = 1.3e-4, .beta = 8.0e-10, .gamma = 7.5e-11};
+  p->mem = (hring_model_mem_t){.cache = MEM_CACHE_DEFAULT, .beta = MEM_BETA_DEFAULT};
 }
 
 hring_model_shape_t hring__model_shape(int nranks, int nnodes, size_t chunk) {
@@ -181,25 +188,37 @@ int hring__model_applicable(const hring_model_shape_t *s, int algo, size_t bytes
   }
 }
 
-/* Rule 5: the factor on alpha of a step in which `busy` ranks per node
- * work, when the machine has fewer cores than ranks. */
-static double cpu_share(const hring_model_shape_t *s, double busy) {
-  if (s->cores <= 0 || s->mranks <= s->cores || s->kmax <= 0) return 1.0;
-  double nodes_here = (double)s->mranks / s->kmax;
-  return maxd(1.0, busy * (nodes_here < 1 ? 1 : nodes_here) / s->cores);
+/* Rule 6: seconds per byte added to copies within a node and to
+ * reductions when the vectors of the machine's ranks (input and output of
+ * each) exceed the cache; the share of bytes that miss grows smoothly
+ * from 0 at the cache's size towards 1. */
+static double mem_penalty(const hring_model_params_t *p, const hring_model_shape_t *s, double n) {
+  double ranks = s->mranks > 0 ? s->mranks : s->kmax > 0 ? s->kmax : 1;
+  double ws = 2.0 * ranks * n;
+  if (p->mem.beta <= 0 || ws <= p->mem.cache) return 0;
+  return p->mem.beta * (1.0 - p->mem.cache / ws);
 }
 
 double hring__model_predict(const hring_model_params_t *p0, const hring_model_shape_t *s, int algo,
                             size_t bytes) {
   const double n = (double)bytes;
   if (s->nranks <= 1 && algo > HRING_ALGO_AUTO && algo < HRING_ALGO_COUNT) return 0;
-  /* Every schedule keeps all ranks busy but hier's leaders' phase, which
-   * keeps one per node busy. */
-  hring_model_params_t all = *p0, lead = *p0;
+  /* Rule 6: bytes from memory. */
+  hring_model_params_t all = *p0;
+  const double mem = mem_penalty(p0, s, n);
+  all.intra.beta += mem, all.intra.gamma += mem, all.inter.gamma += mem;
+  /* Rule 5: every schedule keeps all ranks busy but hier's leaders' phase,
+   * which keeps one per node busy.  What the cores do grows by the factor:
+   * a step's hand-offs (alpha), copies within a node (intra beta) and
+   * reductions (gamma); the network's beta does not, the link moves the
+   * bytes whatever the cores do. */
+  hring_model_params_t lead = all;
   const hring_model_params_t *p = &all;
-  double fa = cpu_share(s, s->kmax), f1 = cpu_share(s, 1);
-  all.intra.alpha *= fa, all.inter.alpha *= fa;
-  lead.intra.alpha *= fa, lead.inter.alpha *= f1;
+  double fa = hring__model_cpu_share(s, s->kmax), f1 = hring__model_cpu_share(s, 1);
+  all.intra.alpha *= fa, all.intra.beta *= fa, all.intra.gamma *= fa;
+  all.inter.alpha *= fa, all.inter.gamma *= fa;
+  lead.intra = all.intra;
+  lead.inter.alpha *= f1, lead.inter.gamma *= f1;
   switch (algo) {
     case HRING_ALGO_RING: return ring(p, s, n);
     case HRING_ALGO_ALLPAIRS: return allpairs(p, s, n);

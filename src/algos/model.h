@@ -30,9 +30,21 @@ typedef struct {
   double gamma; /* s per byte reduced */
 } hring_model_level_t;
 
+/* The caches of one machine (docs/model.md, rule 6).  While the vectors
+ * of all the ranks on a machine (each rank's input and output, 2 n bytes)
+ * fit in `cache` bytes, copies and reductions run at the levels' beta and
+ * gamma; beyond, a share 1 - cache / (working set) of the bytes comes from
+ * memory, and each such byte copied within a node or reduced costs `beta`
+ * more.  beta 0: no such term (files of version 1, the simulator). */
+typedef struct {
+  double cache; /* bytes */
+  double beta;  /* s per byte from memory, on top of the levels' */
+} hring_model_mem_t;
+
 typedef struct {
   hring_model_level_t intra; /* ranks that share a node (shm, cuda_ipc) */
   hring_model_level_t inter; /* ranks on different nodes (tcp, ib) */
+  hring_model_mem_t mem;
 } hring_model_params_t;
 
 /* The layout a prediction is made for.  Ranks are placed on nodes in
@@ -62,15 +74,17 @@ typedef struct {
 
 /* Fits p (in place, starting from its values) to the samples: the
  * parameters that minimize a robust loss of log(predicted / measured)
- * over all of them (model_fit.c).  Bit k of fixed (k = 0..5: intra alpha,
- * beta, gamma, inter alpha, beta, gamma) keeps that parameter as it is, as
- * for a level no sample uses.  Returns the mean |log| at the end (0.22: a
+ * over all of them (model_fit.c).  Bit k of fixed (k = 0..7: intra alpha,
+ * beta, gamma, inter alpha, beta, gamma, mem cache, mem beta) keeps that
+ * parameter as it is, as for a level no sample uses.  A parameter that is
+ * 0 stays 0.  Returns the mean |log| at the end (0.22: a
  * typical miss of 25%). */
 double hring__model_fit(hring_model_params_t *p, const hring_model_sample_t *x, int n,
                         unsigned fixed);
 
-/* Format version of the parameter file (hring__model_save). */
-#define HRING_MODEL_FILE_VERSION 1
+/* Format version of the parameter file (hring__model_save); files of
+ * version 1 (no mem.* keys) still load, without the cache term. */
+#define HRING_MODEL_FILE_VERSION 2
 
 /* Whether the inter-node phase of hier (the leaders' allreduce of all
  * bytes) or of hier2d (one allreduce per shard) runs by recursive
@@ -140,8 +154,9 @@ int hring__model_choose(const hring_model_params_t *p, const hring_model_shape_t
 hring_result_t hring__model_calibrate(struct hring_comm *comm, hring_model_params_t *p);
 
 /* The parameter file: "key = value" lines, '#' comments, a version line.
- * save writes every key; load needs every key, refuses unknown ones and
- * values that are not finite and >= 0, and says which line is wrong. */
+ * save writes every key; load needs every key of the file's version,
+ * refuses unknown ones and values that are not finite and >= 0, and says
+ * which line is wrong. */
 hring_result_t hring__model_save(const char *path, const hring_model_params_t *p,
                                  const char *comment);
 hring_result_t hring__model_write(FILE *f, const hring_model_params_t *p, const char *comment);

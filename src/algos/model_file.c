@@ -8,7 +8,11 @@
  *   intra.beta = 1.2e-10       (seconds per byte on the wire)
  *   intra.gamma = 1.5e-10      (seconds per byte reduced)
  *   inter.alpha = ...  inter.beta = ...  inter.gamma = ...
+ *   mem.cache = 8388608        (bytes of the machine's vectors that stay in cache)
+ *   mem.beta = 1e-10           (seconds more per byte from memory)
  *
+ * Version 1 files, written before the cache term, have no mem.* keys and
+ * load with that term off (mem.beta = 0).
  * Loading is strict: a file that names an unknown key, lacks one, repeats
  * one, or holds a value that is not a finite number >= 0 is refused with
  * the file and line, rather than silently running on half a model.
@@ -21,14 +25,16 @@
 #include "algos/model.h"
 #include "core/error.h"
 
-enum { K_VERSION, K_IA, K_IB, K_IG, K_EA, K_EB, K_EG, K_COUNT };
-static const char *const key_names[K_COUNT] = {"version",     "intra.alpha", "intra.beta",
-                                               "intra.gamma", "inter.alpha", "inter.beta",
-                                               "inter.gamma"};
+enum { K_VERSION, K_IA, K_IB, K_IG, K_EA, K_EB, K_EG, K_MC, K_MB, K_COUNT };
+#define K_V1_COUNT K_MC /* the keys of a version 1 file */
+static const char *const key_names[K_COUNT] = {
+    "version",     "intra.alpha", "intra.beta", "intra.gamma", "inter.alpha",
+    "inter.beta",  "inter.gamma", "mem.cache",  "mem.beta"};
 
 static double *slot_of(hring_model_params_t *p, int k) {
-  double *v[K_COUNT] = {NULL,          &p->intra.alpha, &p->intra.beta, &p->intra.gamma,
-                        &p->inter.alpha, &p->inter.beta, &p->inter.gamma};
+  double *v[K_COUNT] = {NULL,           &p->intra.alpha, &p->intra.beta,
+                        &p->intra.gamma, &p->inter.alpha, &p->inter.beta,
+                        &p->inter.gamma, &p->mem.cache,   &p->mem.beta};
   return v[k];
 }
 
@@ -78,12 +84,12 @@ static hring_result_t parse_line(const char *path, int lineno, char *line, hring
   if (end == val || *end != '\0' || errno != 0 || !isfinite(v) || v < 0)
     return hring__err(HRING_ERR_INVALID_ARGUMENT,
                       "model file %s:%d: %s = '%s' is not a finite number >= 0", path, lineno, key, val);
-  if (k == K_VERSION && v != HRING_MODEL_FILE_VERSION)
+  if (k == K_VERSION && v != 1 && v != HRING_MODEL_FILE_VERSION)
     return hring__err(HRING_ERR_INVALID_ARGUMENT,
-                      "model file %s:%d: version %s, this build reads version %d", path, lineno,
-                      val, HRING_MODEL_FILE_VERSION);
+                      "model file %s:%d: version %s, this build reads versions 1 to %d", path,
+                      lineno, val, HRING_MODEL_FILE_VERSION);
   if (k != K_VERSION) *slot_of(q, k) = v;
-  seen[k] = 1;
+  seen[k] = k == K_VERSION ? (int)v : 1;
   return HRING_SUCCESS;
 }
 
@@ -106,9 +112,15 @@ hring_result_t hring__model_load(const char *path, hring_model_params_t *p) {
   }
   fclose(f);
   HRING_CHECK(r);
-  for (int k = 0; k < K_COUNT; k++)
-    if (!seen[k])
+  const int nkeys = seen[K_VERSION] == 1 ? K_V1_COUNT : K_COUNT;
+  for (int k = 0; k < K_COUNT; k++) {
+    if (!seen[k] && k < nkeys)
       return hring__err(HRING_ERR_INVALID_ARGUMENT, "model file %s: '%s' missing", path, key_names[k]);
+    if (seen[k] && k >= nkeys)
+      return hring__err(HRING_ERR_INVALID_ARGUMENT, "model file %s: '%s' in a version 1 file",
+                        path, key_names[k]);
+  }
+  if (nkeys == K_V1_COUNT) q.mem = (hring_model_mem_t){0, 0}; /* no cache term */
   *p = q; /* all or nothing */
   return HRING_SUCCESS;
 }

@@ -7,9 +7,9 @@
  * with ranks outnumbering cores a step also waits for the next rank to be
  * scheduled, rings that share a node's link share its bandwidth, and large
  * buffers leave the cache.  The fit takes the times of whole collectives
- * instead, several algorithms and sizes at once, and looks for the six
- * figures (alpha, beta, gamma of both levels) that predict all of them
- * best: alpha then holds what a step costs with everyone running, beta the
+ * instead, several algorithms and sizes at once, and looks for the eight
+ * figures (alpha, beta, gamma of both levels, the cache's size and the
+ * cost of a byte from memory) that predict all of them best: alpha then holds what a step costs with everyone running, beta the
  * bandwidth a rank gets with all others moving data too.  The formulas stay
  * the model's (model.c): what is fitted is parameters, not one curve per
  * algorithm, so an algorithm that the formulas describe badly stays badly
@@ -49,14 +49,14 @@ static double loss(const hring_model_params_t *p, const hring_model_sample_t *x,
 
 double hring__model_fit(hring_model_params_t *p, const hring_model_sample_t *x, int n,
                         unsigned fixed) {
-  double *v[6] = {&p->intra.alpha, &p->intra.beta, &p->intra.gamma,
-                  &p->inter.alpha, &p->inter.beta, &p->inter.gamma};
+  double *v[8] = {&p->intra.alpha, &p->intra.beta, &p->intra.gamma, &p->inter.alpha,
+                  &p->inter.beta,  &p->inter.gamma, &p->mem.cache,   &p->mem.beta};
   if (n <= 0) return 0;
   double best = loss(p, x, n, NULL), mean;
   for (double f = 2.0; f > 1.001; f = sqrt(f)) {
     for (int moved = 1, rounds = 0; moved && rounds < 200; rounds++) {
       moved = 0;
-      for (int k = 0; k < 6; k++) {
+      for (int k = 0; k < 8; k++) {
         if (fixed & (1u << k) || *v[k] <= 0) continue;
         for (int dir = 0; dir < 2; dir++) {
           double old = *v[k];

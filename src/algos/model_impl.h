@@ -26,6 +26,15 @@ static inline int log2_floor(int x) {
   return l;
 }
 
+/* Rule 5: the factor on what the cores do in a step in which `busy`
+ * ranks per node work, when the machine has fewer cores than ranks: they
+ * take turns, `cores` at a time. */
+static inline double hring__model_cpu_share(const hring_model_shape_t *s, double busy) {
+  if (s->cores <= 0 || s->mranks <= s->cores || s->kmax <= 0) return 1.0;
+  double nodes_here = (double)s->mranks / s->kmax;
+  return maxd(1.0, busy * (nodes_here < 1 ? 1 : nodes_here) / s->cores);
+}
+
 double hring__model_tree(const hring_model_params_t *p, const hring_model_shape_t *s, double n);
 /* hier with the leaders' phase priced by pl (fewer ranks busy, rule 5). */
 double hring__model_hier(const hring_model_params_t *p, const hring_model_params_t *pl,

@@ -62,20 +62,32 @@ static int tree_children(int P, int d) {
  * L_d such messages share.  The first chunk's trip up (each parent also
  * reduces its c_d children's chunks) and down is the fill.  After it,
  * every chunk costs the busiest rank's work, its up and down streams
- * sharing one progress loop: c_d + 1 messages (its children's and its
- * parent's, tree.c's header) and c_d reductions; across nodes the link
+ * sharing one progress loop: c_d + 1 messages each way (its children's and
+ * its parent's, tree.c's header; c_0 at the root, which has no parent) and
+ * c_d reductions; across nodes the link
  * carries L_d chunks each way. */
 static void tree_stages(const hring_model_params_t *p, const hring_model_shape_t *s, double m,
                         double *fill, double *period) {
   const int P = s->nranks, k = s->nnodes > 1 ? s->kmax : P, depth = log2_floor(P);
+  const double f = hring__model_cpu_share(s, s->kmax);
   *fill = *period = 0;
   for (int d = 0; d < depth; d++) {
     const int load = tree_level_load(P, k, d), c = tree_children(P, d);
     const hring_model_level_t *l = load > 0 ? &p->inter : &p->intra;
     const double bytes = load > 0 ? load * m : m; /* through the busiest link */
     *fill += 2 * (l->alpha + bytes * l->beta) + c * m * l->gamma;
-    double work = (c + 1) * l->alpha + c * m * l->gamma +
-                  (load > 0 ? bytes * l->beta : (c + 1) * m * l->beta);
+    /* Messages each way: the children's, and the parent's but at the root
+     * (as in the ring, a message in and one out count once). */
+    const int msgs = d == 0 ? c : c + 1;
+    double work = msgs * l->alpha + c * m * l->gamma +
+                  (load > 0 ? bytes * l->beta : msgs * m * l->beta);
+    /* Rule 5 scaled p as if every rank did this rank's work.  Ranks that
+     * take turns on fewer cores do the machine's work together: each
+     * chunk costs the busiest rank's own work (work / f), or the average
+     * rank's times f (2 (P-1)/P messages each way, (P-1)/P reductions),
+     * whichever is more. */
+    if (load == 0 && f > 1)
+      work = maxd(work / f, (2.0 * (P - 1) * line(l, m) + (P - 1.0) * m * l->gamma) / P);
     *period = maxd(*period, work);
   }
 }

@@ -23,7 +23,9 @@
  * between (2 -b, 8 -b, ...), which it did not see.  The file (-o) then
  * holds the fitted parameters.
  */
+#include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +48,8 @@ static void print_params(const hring_model_params_t *p, const hring_model_shape_
            lv[i].name, lv[i].l->alpha * 1e6, lv[i].l->beta * 1e9,
            lv[i].l->beta > 0 ? 1e-9 / lv[i].l->beta : 0.0, lv[i].l->gamma * 1e9,
            lv[i].l->gamma > 0 ? 1e-9 / lv[i].l->gamma : 0.0);
+  printf("  mem: beyond %.3g MiB of the machine's vectors, %.3g ns/B more per byte copied or "
+         "reduced\n", p->mem.cache / (1 << 20), p->mem.beta * 1e9);
 }
 
 static double now_s(void) {
@@ -214,12 +218,16 @@ static int fit(hring_comm_t comm, hring_model_params_t *p, const char *list, siz
   return 0;
 }
 
+/* A byte count with an optional K or M suffix; 0 for anything else (a
+ * trailing "Q" or "x" is refused, not cut off). */
 static size_t parse_bytes(const char *v) {
   char *end;
-  size_t n = strtoull(v, &end, 10);
-  if (*end == 'K' || *end == 'k') n <<= 10;
-  else if (*end == 'M' || *end == 'm') n <<= 20;
-  return n;
+  errno = 0;
+  unsigned long long n = strtoull(v, &end, 10);
+  int shift = *end == 'K' || *end == 'k' ? 10 : *end == 'M' || *end == 'm' ? 20 : 0;
+  if (shift) end++;
+  if (end == v || *end != '\0' || errno || *v == '-' || n > (SIZE_MAX >> shift)) return 0;
+  return (size_t)n << shift;
 }
 
 int main(int argc, char **argv) {
@@ -241,7 +249,7 @@ int main(int argc, char **argv) {
     }
   }
   if (lo < sizeof(float) || hi < lo) {
-    fprintf(stderr, "hring-tune: need 4 <= -b <= -e\n");
+    fprintf(stderr, "hring-tune: need sizes 4 <= -b <= -e (a number, K or M)\n");
     return 2;
   }
   hring_comm_t comm;

@@ -53,7 +53,8 @@ HTEST(model_monotonic_in_bytes, 20) {
 }
 
 HTEST(model_ring_large_message_limit, 10) {
-  hring_model_params_t p = params();
+  hring_model_params_t p = params(), cached = p;
+  p.mem.beta = 0; /* the formulas alone; the cache term is checked below */
   int Ps[] = {2, 4, 7, 64, 1024};
   for (int i = 0; i < 5; i++) {
     int P = Ps[i];
@@ -62,7 +63,7 @@ HTEST(model_ring_large_message_limit, 10) {
     /* No chunking, no reduction cost: the bandwidth term alone. */
     hring_model_params_t q = p;
     q.intra.gamma = q.inter.gamma = 0;
-    hring_model_shape_t s = hring__model_shape(P, 1, 0);
+    hring_model_shape_t s = hring__model_shape(P, 1, 0), s0 = s;
     double bw = 2.0 * (P - 1) / P * n * q.intra.beta;
     double r = hring__model_predict(&q, &s, HRING_ALGO_RING, (size_t)n) / bw;
     HCHECK(r >= 1 && r < 1.001, "P %d: ring / 2(P-1)/P n beta = %.5f", P, r);
@@ -81,6 +82,18 @@ HTEST(model_ring_large_message_limit, 10) {
       HCHECK(q.inter.beta < q.intra.beta || (r >= 1 && r < 1.001),
              "P %d on 2 nodes: ring / inter limit = %.5f", P, r);
     }
+    /* Rule 6: vectors far beyond the cache cost mem.beta more per byte
+     * copied and per byte reduced; within it, nothing more. */
+    hring_model_params_t c = cached;
+    c.intra.gamma = c.inter.gamma = 0;
+    double bwm = 2.0 * (P - 1) / P * n * (c.intra.beta + c.mem.beta) +
+                 (P - 1.0) / P * n * c.mem.beta;
+    r = hring__model_predict(&c, &s0, HRING_ALGO_RING, (size_t)n) / bwm;
+    HCHECK(r > 0.999 && r < 1.001, "P %d beyond the cache: ring / limit = %.5f", P, r);
+    size_t small = (size_t)(c.mem.cache / (4.0 * P));
+    r = hring__model_predict(&c, &s0, HRING_ALGO_RING, small) /
+        hring__model_predict(&q, &s0, HRING_ALGO_RING, small);
+    HCHECK(r == 1, "P %d within the cache: %.5f of the prediction without the term", P, r);
   }
 }
 
@@ -151,7 +164,8 @@ static char *tmpfile_with(const char *text) {
 }
 
 HTEST(model_file_round_trip, 10) {
-  hring_model_params_t p = {{1.25e-6, 1.0 / 7e9, 1.0 / 12.5e9}, {3.3e-5, 1.0 / 1.1e9, 0.1e-9}};
+  hring_model_params_t p = {{1.25e-6, 1.0 / 7e9, 1.0 / 12.5e9}, {3.3e-5, 1.0 / 1.1e9, 0.1e-9},
+                            {3.0 * (1 << 20), 1.5e-10}};
   char path[64];
   snprintf(path, sizeof path, "/tmp/hring-model-rt-%d.txt", (int)getpid());
   HREQUIRE(hring__model_save(path, &p, "test") == HRING_SUCCESS, "save: %s", hring_last_error());
@@ -171,7 +185,9 @@ HTEST(model_file_bad_rejected, 10) {
     const char *head, *tail, *why;
   } bad[] = {
       {"", good_tail, "version missing"},
-      {"version = 2\n", good_tail, "version 2"},
+      {"version = 2\n", good_tail, "version 2 without mem keys"},
+      {"version = 3\nmem.cache = 1\nmem.beta = 1\n", good_tail, "version 3"},
+      {"version = 1\nmem.beta = 1e-10\n", good_tail, "a mem key in version 1"},
       {"version = 1\nintra.alpah = 1\n", good_tail, "unknown key"},
       {"version = 1\nintra.alpha = 1e-6\n", good_tail, "key twice"},
       {"version = 1\n", "intra.alpha = 1e-6\n", "keys missing"},
@@ -201,6 +217,13 @@ HTEST(model_file_bad_rejected, 10) {
   char *path = tmpfile_with(text);
   HCHECK(path && hring__model_load(path, &q) == HRING_SUCCESS && q.inter.beta == 1e-9,
          "good file refused: %s", hring_last_error());
+  HCHECK(q.mem.beta == 0, "a version 1 file should load without the cache term");
+  if (path) unlink(path);
+  snprintf(text, sizeof text, "version = 2\n%smem.cache = 4096\nmem.beta = 2e-10\n", good_tail);
+  path = tmpfile_with(text);
+  HCHECK(path && hring__model_load(path, &q) == HRING_SUCCESS && q.mem.cache == 4096 &&
+             q.mem.beta == 2e-10,
+         "good version 2 file refused: %s", hring_last_error());
   if (path) unlink(path);
 }
 
@@ -261,6 +284,40 @@ HTEST(model_tune_tool_writes_loadable_file, 60) {
          "intra figures are the built-in ones: not measured");
   HCHECK(q.inter.alpha == p.inter.alpha && q.inter.beta == p.inter.beta,
          "one node: inter figures should stay built-in");
+  /* A size it cannot read is refused before anything starts. */
+  snprintf(cmd, sizeof cmd, "%s/hring-tune -b 12Q -o %s > /dev/null 2>&1", mp_bindir(), file);
+  rc = system(cmd);
+  HCHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "'%s' exited with %d, want 2", cmd, rc);
+  HCHECK(access(file, F_OK) != 0, "a refused run wrote %s", file);
+  unlink(file);
+}
+
+/* Rule 5 on bytes: ranks taking turns on fewer cores copy and reduce more
+ * slowly by the same factor (the network's beta excepted), and the tree,
+ * whose interior ranks move 3 chunks to a leaf's 1, costs what the
+ * machine's total work costs: as much as the ring, which moves the same
+ * bytes in all, where with a core per rank it is the busiest rank's. */
+HTEST(model_shared_cores_scale_bytes, 10) {
+  hring_model_params_t p = {{0, 1e-10, 1e-10}, {0, 1e-9, 1e-10}, {0, 0}};
+  hring_model_shape_t own = hring__model_shape(8, 1, 65536), shared = own;
+  shared.mranks = 8, shared.cores = 2;
+  const size_t n = 64u << 20;
+  double ring = hring__model_predict(&p, &shared, HRING_ALGO_RING, n) /
+                hring__model_predict(&p, &own, HRING_ALGO_RING, n);
+  HCHECK(fabs(ring - 4) < 1e-9, "one node, 8 ranks on 2 cores: ring x%.4f, want 4", ring);
+  double t_own = hring__model_predict(&p, &own, HRING_ALGO_TREE, n) /
+                 hring__model_predict(&p, &own, HRING_ALGO_RING, n);
+  double t_sh = hring__model_predict(&p, &shared, HRING_ALGO_TREE, n) /
+                hring__model_predict(&p, &shared, HRING_ALGO_RING, n);
+  HCHECK(t_own > 1.5, "a core per rank: tree / ring %.3f, want the busiest rank's 3 chunks", t_own);
+  HCHECK(fabs(t_sh - 1) < 0.01, "ranks taking turns: tree / ring %.3f, want 1", t_sh);
+  /* Across emulated nodes the link's bytes do not grow with the turns. */
+  hring_model_params_t q = {{0, 0, 0}, {0, 1e-9, 0}, {0, 0}};
+  hring_model_shape_t n_own = hring__model_shape(8, 4, 65536), n_sh = n_own;
+  n_sh.mranks = 8, n_sh.cores = 2;
+  HCHECK(hring__model_predict(&q, &n_sh, HRING_ALGO_RING, n) ==
+             hring__model_predict(&q, &n_own, HRING_ALGO_RING, n),
+         "the network's beta must not take the cores' factor");
 }
 
 /* Rule 5: ranks outnumbering their machine's cores take turns, so alpha
@@ -268,7 +325,7 @@ HTEST(model_tune_tool_writes_loadable_file, 60) {
  * per node busy and grows less.  Without beta and gamma the factors show
  * exactly. */
 HTEST(model_shared_cores_scale_alpha, 10) {
-  hring_model_params_t p = {{10e-6, 0, 0}, {100e-6, 0, 0}};
+  hring_model_params_t p = {{10e-6, 0, 0}, {100e-6, 0, 0}, {0, 0}};
   hring_model_shape_t own = hring__model_shape(8, 4, 65536), shared = own;
   shared.mranks = 8, shared.cores = 2; /* 4 nodes of 2 on one 2-core machine */
   const size_t n = 1 << 20;
