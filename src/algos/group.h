@@ -109,6 +109,12 @@ hring_result_t hring__ring_task_step(hring_ring_task_t *t, long max_steps);
 hring_result_t hring__group_allreduce_hd(hring_engine_t *e, const hring_group_t *g,
                                          const hring_group_xfer_t *x);
 
+/* Recursive doubling over the same groups: log2 n exchanges of the whole
+ * vector, half the dependent messages of halving-doubling, for tiny
+ * vectors (group_hd.c).  Same contract. */
+hring_result_t hring__group_allreduce_rd(hring_engine_t *e, const hring_group_t *g,
+                                         const hring_group_xfer_t *x);
+
 /* Chain reduce to member 0: member 0 ends with in reduced over the group
  * in out (op; AVG sums, the caller divides), others only send.  out may be
  * in.  Pipelined in chunks of at most chunk_bytes; the engine is not

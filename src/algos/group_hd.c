@@ -1,7 +1,7 @@
 /*
- * group_hd.c - recursive halving-doubling allreduce over a group whose size
- * is a power of two: the inter-node phase of hier2d for small shards
- * (hier.c).  There the number of dependent messages, not the bytes, sets
+ * group_hd.c - recursive halving-doubling and recursive doubling allreduces
+ * over a group whose size is a power of two: the inter-node phase of hier
+ * and hier2d for small vectors (hier.c).  There the number of dependent messages, not the bytes, sets
  * the time: 2 log2(n) messages per member against the ring's 2 (n - 1),
  * for the same bytes on every link.  The schedule is rabenseifner.c's, on
  * group indices: at distance d = n/2, ..., 1 a member keeps the half of its
@@ -48,6 +48,31 @@ hring_result_t hring__group_allreduce_hd(hring_engine_t *e, const hring_group_t 
     HRING_CHECK(hring__lat_exchange(e, c, &a, hring__lat_chunk(c, es), x->out, mo, mn, NULL, po,
                                     pn, HRING_LAT_COPY, 1));
     if (plo < lo) lo = plo; else hi = phi;
+  }
+  return HRING_SUCCESS;
+}
+
+/* Recursive doubling: at distance d = 1, 2, ..., n/2 a member exchanges its
+ * whole partial result with member me ^ d and reduces the two, the lower
+ * member's on the left.  Both members of a pair reduce the same two
+ * operands in the same order, so all end with the same bits. */
+hring_result_t hring__group_allreduce_rd(hring_engine_t *e, const hring_group_t *g,
+                                         const hring_group_xfer_t *x) {
+  const int n = g->n, me = g->me;
+  const size_t count = x->count, es = x->esize;
+  if (n == 1 || count == 0) {
+    if (x->in != x->out) memmove(x->out, x->in, count * es);
+    return HRING_SUCCESS;
+  }
+  const hring_coll_args_t a = {x->in, x->out, count, es, x->type, x->op, 0};
+  const char *cur = x->in;
+  for (int d = 1; d < n; d *= 2) {
+    const int peer = me ^ d;
+    hring_conn_t *c = e->comm->conns[g->ranks[peer]];
+    HRING_CHECK(hring__lat_exchange(e, c, &a, hring__lat_chunk(c, es), cur, 0, count, cur, 0,
+                                    count, me < peer ? HRING_LAT_MINE_LEFT : HRING_LAT_MINE_RIGHT,
+                                    2 * d == n ? x->div : 1));
+    cur = x->out;
   }
   return HRING_SUCCESS;
 }

@@ -30,6 +30,8 @@
  * Where a step costs a message's latency or a rank's turn on a shared
  * core, not its bytes, that is the time (on 4 emulated hosts x 2 ranks at
  * 64 KiB: hier 6.7 -> 2.5 ms, hier2d 7.7 -> 4.7 ms; docs/performance.md).
+ * Up to HRING_HIER_RD_MAX bytes, on any power-of-two number of nodes, it
+ * runs by recursive doubling: log2(N) messages, each the whole vector.
  *
  * The shard partition of hier2d must be the same on every node and give
  * every shard an owner on every node, whatever the node sizes.  With S the
@@ -114,6 +116,15 @@ hring_result_t hring__hier_topo_init(struct hring_comm *comm, hring_hier_topo_t 
   return HRING_SUCCESS;
 }
 
+/* The inter-node allreduce of a group of one rank per node (model.h's
+ * rules: the same on every rank of the call). */
+static hring_result_t inter_allreduce(hring_engine_t *e, const hring_group_t *g,
+                                      const hring_group_xfer_t *x, size_t bytes) {
+  if (hring__hier_uses_rd(g->n, bytes)) return hring__group_allreduce_rd(e, g, x);
+  if (hring__hier_uses_hd(g->n, bytes)) return hring__group_allreduce_hd(e, g, x);
+  return hring__group_run(e, g, HRING_GROUP_AR, x);
+}
+
 hring_result_t hring__allreduce_hier(struct hring_comm *comm, const hring_coll_args_t *a,
                                      size_t chunk_bytes) {
   hring_hier_topo_t t;
@@ -136,9 +147,7 @@ hring_result_t hring__allreduce_hier(struct hring_comm *comm, const hring_coll_a
                             a->type, a->op, a->op == HRING_AVG ? comm->nranks : 1,
                             alone ? nt : 0, NULL,
                             hring__hier_inter_chunk(comm, a->count * a->esize, t.leaders.n)};
-    r = hring__hier_uses_hd(comm->nnodes, a->count * a->esize)
-            ? hring__group_allreduce_hd(&e, &t.leaders, &x)
-            : hring__group_run(&e, &t.leaders, HRING_GROUP_AR, &x);
+    r = inter_allreduce(&e, &t.leaders, &x, a->count * a->esize);
     if (r != HRING_SUCCESS) goto out;
   }
   if (!alone) {
@@ -188,7 +197,7 @@ hring_result_t hring__allreduce_hier2d(struct hring_comm *comm, const hring_coll
   if (r != HRING_SUCCESS) goto out;
 
   /* The largest shard decides, so that every ring of the call agrees. */
-  const int hd = hring__hier_uses_hd(comm->nnodes, hring__part_start(a->count, S, 1) * es);
+  const size_t shard_max = hring__part_start(a->count, S, 1) * es;
   for (int s = (int)((long)l * S / L); s < (int)((long)(l + 1) * S / L); s++) {
     for (int v = 0; v < comm->nnodes; v++)
       t.ring[v] = t.members[t.first[v] + hring__hier_shard_owner(s, S, t.size[v])];
@@ -197,8 +206,7 @@ hring_result_t hring__allreduce_hier2d(struct hring_comm *comm, const hring_coll
     hring_group_xfer_t x = {out + lo * es, out + lo * es, hi - lo, es, a->type, a->op,
                             a->op == HRING_AVG ? comm->nranks : 1, 0, NULL,
                             hring__hier_inter_chunk(comm, (hi - lo) * es, ring.n)};
-    r = hd ? hring__group_allreduce_hd(&e, &ring, &x)
-           : hring__group_run(&e, &ring, HRING_GROUP_AR, &x);
+    r = inter_allreduce(&e, &ring, &x, shard_max);
     if (r != HRING_SUCCESS) goto out;
   }
 

@@ -96,6 +96,16 @@ static inline int hring__hier_uses_hd(int nnodes, size_t bytes) {
   return nnodes >= 4 && (nnodes & (nnodes - 1)) == 0 && bytes <= HRING_HIER_HD_MAX;
 }
 
+/* Below HRING_HIER_RD_MAX bytes per inter-node allreduce, on any
+ * power-of-two number of nodes, hier and hier2d cross by recursive
+ * doubling instead (log2 N exchanges of the whole vector: half the
+ * dependent messages of halving-doubling, where latency is all there is).
+ * Depends on the call and the layout only. */
+#define HRING_HIER_RD_MAX 4096
+static inline int hring__hier_uses_rd(int nnodes, size_t bytes) {
+  return nnodes >= 2 && (nnodes & (nnodes - 1)) == 0 && bytes <= HRING_HIER_RD_MAX;
+}
+
 /* Segments of hier2d's pipelined form (hier2d_pipe.c): bytes cut into at
  * most HRING_HIER2D_SEG_MAX segments of at least HRING_HIER2D_SEG_MIN,
  * and large enough that every message of a segment's rings across the

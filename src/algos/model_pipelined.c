@@ -118,6 +118,20 @@ static double hd_half(const hring_model_level_t *l, double g, double n, size_t c
   return t + (g - 1) / g * n * (l->beta * share + (reduce ? l->gamma : 0));
 }
 
+/* The inter-node allreduce among g nodes of n bytes (hier.c's rules):
+ * recursive doubling (log2 g exchanges of the whole vector, each reduced),
+ * halving-doubling, or the ring. */
+static double inter_allreduce(const hring_model_level_t *l, double g, double n, size_t chunk,
+                              double share) {
+  const size_t b = (size_t)ceil(n); /* hier2d: the largest shard decides */
+  if (hring__hier_uses_rd((int)g, b)) {
+    double steps = log2_floor((int)g);
+    return steps * (nchunks(n, chunk) * l->alpha + n * (l->beta * share + l->gamma));
+  }
+  half_fn half = hring__hier_uses_hd((int)g, b) ? hd_half : ring_half;
+  return half(l, g, n, chunk, share, 1) + half(l, g, n, chunk, share, 0);
+}
+
 /* The paper's form (hier.c): each node reduces to its leader along a chain
  * of its k ranks, pipelined in chunks; the N leaders run a ring allreduce;
  * each leader broadcasts down the same chain, pipelined. */
@@ -135,9 +149,7 @@ static void chain_bcast(const hring_model_params_t *p, const hring_model_shape_t
 
 double hring__model_hier(const hring_model_params_t *p, const hring_model_params_t *pl,
                          const hring_model_shape_t *s, double n) {
-  const double N = s->nnodes;
-  half_fn half = hring__hier_uses_hd(s->nnodes, (size_t)n) ? hd_half : ring_half;
-  double leaders = half(&pl->inter, N, n, s->chunk, 1, 1) + half(&pl->inter, N, n, s->chunk, 1, 0);
+  double leaders = inter_allreduce(&pl->inter, s->nnodes, n, s->chunk, 1);
   if (s->kmax <= 1) return leaders;
   return pipelined(p, s, n, chain_reduce) + leaders + pipelined(p, s, n, chain_bcast);
 }
@@ -153,9 +165,7 @@ static void hier2d_phases(const hring_model_params_t *p, const hring_model_shape
   /* On a node of kmin < kmax ranks, a rank owns several shards and runs
    * their rings one after the other. */
   double serial = ceil(k / (s->kmin > 0 ? s->kmin : 1));
-  half_fn half = hring__hier_uses_hd(s->nnodes, (size_t)ceil(n / k)) ? hd_half : ring_half;
-  *inter = serial * (half(&p->inter, N, n / k, s->chunk, k, 1) +
-                     half(&p->inter, N, n / k, s->chunk, k, 0));
+  *inter = serial * inter_allreduce(&p->inter, N, n / k, s->chunk, k);
 }
 
 /* Large calls run on K segments (hier2d_pipe.c): the node's work I and the
