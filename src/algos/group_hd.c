@@ -16,14 +16,18 @@
 #include "algos/latency.h"
 #include "core/error.h"
 
+/* A group of one, or no elements: the input is the result. */
+static int nothing_to_exchange(const hring_group_t *g, const hring_group_xfer_t *x) {
+  if (g->n > 1 && x->count > 0) return 0;
+  if (x->in != x->out) memmove(x->out, x->in, x->count * x->esize);
+  return 1;
+}
+
 hring_result_t hring__group_allreduce_hd(hring_engine_t *e, const hring_group_t *g,
                                          const hring_group_xfer_t *x) {
   const int n = g->n, me = g->me;
   const size_t count = x->count, es = x->esize;
-  if (n == 1 || count == 0) {
-    if (x->in != x->out) memmove(x->out, x->in, count * es);
-    return HRING_SUCCESS;
-  }
+  if (nothing_to_exchange(g, x)) return HRING_SUCCESS;
   const hring_coll_args_t a = {x->in, x->out, count, es, x->type, x->op, 0};
   const char *cur = x->in;
   int lo = 0, hi = n; /* this member's window of blocks */
@@ -58,21 +62,14 @@ hring_result_t hring__group_allreduce_hd(hring_engine_t *e, const hring_group_t 
  * operands in the same order, so all end with the same bits. */
 hring_result_t hring__group_allreduce_rd(hring_engine_t *e, const hring_group_t *g,
                                          const hring_group_xfer_t *x) {
-  const int n = g->n, me = g->me;
-  const size_t count = x->count, es = x->esize;
-  if (n == 1 || count == 0) {
-    if (x->in != x->out) memmove(x->out, x->in, count * es);
-    return HRING_SUCCESS;
-  }
-  const hring_coll_args_t a = {x->in, x->out, count, es, x->type, x->op, 0};
-  const char *cur = x->in;
-  for (int d = 1; d < n; d *= 2) {
-    const int peer = me ^ d;
+  if (nothing_to_exchange(g, x)) return HRING_SUCCESS;
+  const hring_coll_args_t a = {x->in, x->out, x->count, x->esize, x->type, x->op, 0};
+  for (int d = 1; d < g->n; d *= 2) {
+    const int peer = g->me ^ d, mode = g->me < peer ? HRING_LAT_MINE_LEFT : HRING_LAT_MINE_RIGHT;
+    const char *cur = d == 1 ? x->in : x->out; /* this member's partial result */
     hring_conn_t *c = e->comm->conns[g->ranks[peer]];
-    HRING_CHECK(hring__lat_exchange(e, c, &a, hring__lat_chunk(c, es), cur, 0, count, cur, 0,
-                                    count, me < peer ? HRING_LAT_MINE_LEFT : HRING_LAT_MINE_RIGHT,
-                                    2 * d == n ? x->div : 1));
-    cur = x->out;
+    HRING_CHECK(hring__lat_exchange(e, c, &a, hring__lat_chunk(c, x->esize), cur, 0, x->count,
+                                    cur, 0, x->count, mode, 2 * d == g->n ? x->div : 1));
   }
   return HRING_SUCCESS;
 }
