@@ -64,6 +64,8 @@ static void paper_params(hring_model_params_t *p, int *k, size_t *chunk) {
   /* P40: 346 GB/s of memory; a reduction moves 3 bytes per byte reduced,
    * at ~70% of peak: ~80 GB/s. */
   p->intra.gamma = p->inter.gamma = 1.0 / 80e9;
+  /* Rule 6's cache term is this machine's (host caches), not a GPU's. */
+  p->mem = (hring_model_mem_t){0, 0};
   *k = 8;
   /* NCCL's default: 4 MiB buffers in 8 steps (NCCL_BUFFSIZE, NCCL_STEPS). */
   *chunk = 512 * 1024;

@@ -141,7 +141,7 @@ HTEST(model_choose_is_fastest_predicted, 20) {
  * ring must win at 1 GiB when intra-node links are no faster than the
  * network (the paper's PCIe nodes). */
 HTEST(model_hier_vs_flat_regimes, 10) {
-  hring_model_params_t p;
+  hring_model_params_t p = {0};
   p.intra = (hring_model_level_t){2e-6, 1.0 / 10e9, 1.0 / 80e9};
   p.inter = (hring_model_level_t){6e-6, 1.0 / 11e9, 1.0 / 80e9};
   hring_model_shape_t s = hring__model_shape(1024, 128, 524288);
