@@ -96,12 +96,15 @@ static inline int hring__hier_uses_hd(int nnodes, size_t bytes) {
   return nnodes >= 4 && (nnodes & (nnodes - 1)) == 0 && bytes <= HRING_HIER_HD_MAX;
 }
 
-/* Below HRING_HIER_RD_MAX bytes per inter-node allreduce, on any
+/* Up to HRING_HIER_RD_MAX bytes per inter-node allreduce, on any
  * power-of-two number of nodes, hier and hier2d cross by recursive
  * doubling instead (log2 N exchanges of the whole vector: half the
- * dependent messages of halving-doubling, where latency is all there is).
- * Depends on the call and the layout only. */
-#define HRING_HIER_RD_MAX 4096
+ * dependent messages of halving-doubling, for (log2 N) / 1.5 times the
+ * bytes on 4 nodes).  On 4 emulated hosts x 2 ranks at 1 Gbit/s it won at
+ * 8 and 16 KiB per inter-node allreduce (1.2-1.6x) and lost from 32 KiB
+ * (docs/performance.md, fifth section).  Depends on the call and the
+ * layout only. */
+#define HRING_HIER_RD_MAX (16 * 1024)
 static inline int hring__hier_uses_rd(int nnodes, size_t bytes) {
   return nnodes >= 2 && (nnodes & (nnodes - 1)) == 0 && bytes <= HRING_HIER_RD_MAX;
 }
