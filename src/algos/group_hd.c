@@ -1,14 +1,16 @@
 /*
  * group_hd.c - recursive halving-doubling and recursive doubling allreduces
  * over a group whose size is a power of two: the inter-node phase of hier
- * and hier2d for small vectors (hier.c).  There the number of dependent messages, not the bytes, sets
- * the time: 2 log2(n) messages per member against the ring's 2 (n - 1),
- * for the same bytes on every link.  The schedule is rabenseifner.c's, on
- * group indices: at distance d = n/2, ..., 1 a member keeps the half of its
- * window that holds its block and reduces it with what member me ^ d sends
- * (the lower member's data on the left), then the windows are swapped back
- * up.  Every element is reduced to its final value by one member and
- * copied to the others, so all members hold the same bits.
+ * and hier2d for small vectors (hier.c).  There the number of dependent
+ * messages, not the bytes, sets the time.  Halving-doubling sends 2 log2(n)
+ * messages per member against the ring's 2 (n - 1), for the same bytes on
+ * every link.  Its schedule is rabenseifner.c's, on group indices: at
+ * distance d = n/2, ..., 1 a member keeps the half of its window that holds
+ * its block and reduces it with what member me ^ d sends (the lower
+ * member's data on the left), then the windows are swapped back up.  Every
+ * element is reduced to its final value by one member and copied to the
+ * others, so all members hold the same bits.  Recursive doubling sends
+ * log2(n) messages of the whole vector: fewer steps for more bytes.
  */
 #include <string.h>
 

@@ -35,7 +35,7 @@ typedef struct {
  * fit in `cache` bytes, copies and reductions run at the levels' beta and
  * gamma; beyond, a share 1 - cache / (working set) of the bytes comes from
  * memory, and each such byte copied within a node or reduced costs `beta`
- * more.  beta 0: no such term (files of version 1, the simulator). */
+ * more.  beta 0: no such term (files of version 1, hring-sim --paper). */
 typedef struct {
   double cache; /* bytes */
   double beta;  /* s per byte from memory, on top of the levels' */

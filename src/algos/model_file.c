@@ -8,7 +8,7 @@
  *   intra.beta = 1.2e-10       (seconds per byte on the wire)
  *   intra.gamma = 1.5e-10      (seconds per byte reduced)
  *   inter.alpha = ...  inter.beta = ...  inter.gamma = ...
- *   mem.cache = 8388608        (bytes of the machine's vectors that stay in cache)
+ *   mem.cache = 4194304        (bytes of the machine's vectors that stay in cache)
  *   mem.beta = 1e-10           (seconds more per byte from memory)
  *
  * Version 1 files, written before the cache term, have no mem.* keys and

@@ -9,8 +9,9 @@
  * buffers leave the cache.  The fit takes the times of whole collectives
  * instead, several algorithms and sizes at once, and looks for the eight
  * figures (alpha, beta, gamma of both levels, the cache's size and the
- * cost of a byte from memory) that predict all of them best: alpha then holds what a step costs with everyone running, beta the
- * bandwidth a rank gets with all others moving data too.  The formulas stay
+ * cost of a byte from memory) that predict all of them best: alpha then
+ * holds what a step costs with everyone running, beta the bandwidth a
+ * rank gets with all others moving data too.  The formulas stay
  * the model's (model.c): what is fitted is parameters, not one curve per
  * algorithm, so an algorithm that the formulas describe badly stays badly
  * predicted, and the residuals say so.
