@@ -23,7 +23,6 @@
  * between (2 -b, 8 -b, ...), which it did not see.  The file (-o) then
  * holds the fitted parameters.
  */
-#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,6 +33,7 @@
 #include "algos/algo.h"
 #include "algos/model.h"
 #include "core/comm.h"
+#include "core/config.h"
 #include "hring.h"
 
 static void print_params(const hring_model_params_t *p, const hring_model_shape_t *s) {
@@ -218,16 +218,12 @@ static int fit(hring_comm_t comm, hring_model_params_t *p, const char *list, siz
   return 0;
 }
 
-/* A byte count with an optional K or M suffix; 0 for anything else (a
- * trailing "Q" or "x" is refused, not cut off). */
+/* A byte count with an optional K, M or G suffix (config.c's checked
+ * parser, as for HRING_* sizes); 0 for anything else (a trailing "Q" is
+ * refused, not cut off). */
 static size_t parse_bytes(const char *v) {
-  char *end;
-  errno = 0;
-  unsigned long long n = strtoull(v, &end, 10);
-  int shift = *end == 'K' || *end == 'k' ? 10 : *end == 'M' || *end == 'm' ? 20 : 0;
-  if (shift) end++;
-  if (end == v || *end != '\0' || errno || *v == '-' || n > (SIZE_MAX >> shift)) return 0;
-  return (size_t)n << shift;
+  int64_t n;
+  return hring__cfg_parse_int(v, &n) == 0 && n > 0 ? (size_t)n : 0;
 }
 
 int main(int argc, char **argv) {
@@ -249,7 +245,7 @@ int main(int argc, char **argv) {
     }
   }
   if (lo < sizeof(float) || hi < lo) {
-    fprintf(stderr, "hring-tune: need sizes 4 <= -b <= -e (a number, K or M)\n");
+    fprintf(stderr, "hring-tune: need sizes 4 <= -b <= -e (a number, K, M or G)\n");
     return 2;
   }
   hring_comm_t comm;
