@@ -153,8 +153,18 @@ static double rdouble(const hring_model_params_t *p, const hring_model_shape_t *
  * distance pof2/2 down to 1, each step sending half the remaining window,
  * and the recursive-doubling allgather back up.  The first, largest halves
  * go to the farthest partners: across nodes, with every local rank on the
- * node's link at once. */
-static double rabenseifner(const hring_model_params_t *p, const hring_model_shape_t *s, double n) {
+ * node's link at once.
+ * mem (rule 6, as the cores pay it): a step's reduced window goes to the
+ * output and is read back from it for the next step's send, and the
+ * allgather sends from the output too, where the ring reduces into its
+ * send slot and forwards from the slot it received (both in cache).  Per
+ * byte sent, the reduce-scatter reads the window to send and its own half
+ * and writes the sum (3 passes), the allgather reads and writes (2): 5
+ * against the ring's 2 (reads its input, writes its output).  Rule 6
+ * charges both the 3 of a byte sent and reduced; the 3 passes more are
+ * charged here. */
+static double rabenseifner(const hring_model_params_t *p, const hring_model_shape_t *s, double n,
+                           double mem) {
   const int P = s->nranks, steps = log2_floor(P);
   double t = 0, piece = n;
   for (int i = 0; i < steps; i++) {
@@ -165,6 +175,7 @@ static double rabenseifner(const hring_model_params_t *p, const hring_model_shap
     double c = nchunks(piece, s->chunk);
     t += 2.0 * (c * l->alpha + piece * l->beta * share) + piece * l->gamma;
   }
+  t += 3.0 * (n - piece) * mem; /* n - piece: the bytes a rank sends per phase */
   if (P != (1 << steps)) t += fold(p, s, n);
   return t;
 }
@@ -225,7 +236,7 @@ double hring__model_predict(const hring_model_params_t *p0, const hring_model_sh
     case HRING_ALGO_DIRECT: return direct(p, s, n);
     case HRING_ALGO_EXCHANGE: return exchange(p, s, n);
     case HRING_ALGO_RDOUBLE: return rdouble(p, s, n);
-    case HRING_ALGO_RABENSEIFNER: return rabenseifner(p, s, n);
+    case HRING_ALGO_RABENSEIFNER: return rabenseifner(p, s, n, mem * fa);
     case HRING_ALGO_TREE: return hring__model_tree(p, s, n);
     case HRING_ALGO_HIER: return hring__model_hier(p, &lead, s, n);
     case HRING_ALGO_HIER2D: return hring__model_hier2d(p, s, n);

@@ -320,6 +320,28 @@ HTEST(model_shared_cores_scale_bytes, 10) {
          "the network's beta must not take the cores' factor");
 }
 
+/* Rule 6 for Rabenseifner: beyond the cache its reduce-scatter writes each
+ * step's window to the output and reads it back, and its allgather sends
+ * from the output: 3 passes from memory per byte sent more than the ring,
+ * which moves the same bytes through its (cached) slots.  With memory the
+ * only cost, 8 ranks, the vectors 1000x the cache: the ring pays rule 6's
+ * 3 per byte sent and reduced, Rabenseifner twice that. */
+HTEST(model_rabenseifner_memory_passes, 10) {
+  hring_model_params_t p = {{0, 0, 0}, {0, 0, 0}, {1 << 20, 1e-10}};
+  hring_model_shape_t s = hring__model_shape(8, 1, 65536);
+  const size_t n = 64u << 20; /* ws = 2 * 8 * 64 MiB: 1 - cache / ws = 1023/1024 */
+  const double miss = 1e-10 * (1.0 - 1.0 / 1024), sent = 7.0 / 8 * (double)n;
+  double ring = hring__model_predict(&p, &s, HRING_ALGO_RING, n);
+  double rab = hring__model_predict(&p, &s, HRING_ALGO_RABENSEIFNER, n);
+  HCHECK(fabs(ring - 3 * sent * miss) < 1e-9 * ring, "ring %.6g s, want %.6g", ring,
+         3 * sent * miss);
+  HCHECK(fabs(rab - 6 * sent * miss) < 1e-9 * rab, "rabenseifner %.6g s, want %.6g", rab,
+         6 * sent * miss);
+  p.mem.beta = 0; /* within the cache both cost nothing here */
+  HCHECK(hring__model_predict(&p, &s, HRING_ALGO_RABENSEIFNER, n) == 0,
+         "no memory cost: rabenseifner should cost 0");
+}
+
 /* Rule 5: ranks outnumbering their machine's cores take turns, so alpha
  * grows with the ranks busy at once; hier's leaders' phase keeps one rank
  * per node busy and grows less.  Without beta and gamma the factors show
