@@ -17,7 +17,14 @@
  *   under hring-run, mpirun or srun (hring_comm_init_env).  -t: the time
  *   one algorithm's turn takes (default 20 ms; at least 2 ops).
  * Prints per size the median and minimum time per op (the slowest rank's)
- * of every algorithm, and auto's median over the best forced median.
+ * of every algorithm, auto's median over the best forced median, the
+ * algorithm auto ran (hring_allreduce_algorithm) and that algorithm's
+ * forced median over the best forced median.  A best forced algorithm
+ * that could not run at that size shows what ran instead
+ * ("allpairs=direct").  The last is the choice
+ * itself, free of the noise between two communicators that run the same
+ * code (auto and the forced copy of its pick differed by up to 1.2x at
+ * sub-microsecond sizes, where the pick was the best forced algorithm).
  */
 #include <math.h>
 #include <stdint.h>
@@ -115,7 +122,7 @@ int main(int argc, char **argv) {
     printf("# hring-choice: %d ranks, %d rounds, ~%.0f ms per turn; time per op in us "
            "(median / min over rounds)\n# %10s", n, rounds, turn_ms, "size (B)");
     for (int a = 0; a < na; a++) printf(" %21s", names[a]);
-    printf("  auto/best  best\n");
+    printf("  auto/best  best          auto ran      ran/best\n");
   }
   /* Warm up every communicator before anything is timed: its slots are
    * touched by the largest size, then every rank runs it at the first size
@@ -170,6 +177,13 @@ int main(int argc, char **argv) {
         t[a][round] = max_over(world, (now() - t0) / iters[a], rank);
       }
     }
+    /* What each communicator runs at this size: a forced algorithm that
+     * cannot run here (allpairs above 4 KiB) runs auto's pick. */
+    const char *runs[MAX_ALGOS];
+    for (int a = 0; a < na; a++)
+      if ((r = hring_allreduce_algorithm(comms[a], count, HRING_INT32, &runs[a])) != HRING_SUCCESS)
+        die(rank, "hring_allreduce_algorithm", r);
+    const char *ran = auto_at >= 0 ? runs[auto_at] : "-";
     if (rank != 0) continue;
     double med[MAX_ALGOS], best = INFINITY;
     int besta = -1;
@@ -182,8 +196,18 @@ int main(int argc, char **argv) {
       printf(" %10.1f / %8.1f", 1e6 * med[a], 1e6 * mn);
       if (a != auto_at && med[a] < best) best = med[a], besta = a;
     }
-    if (auto_at >= 0 && besta >= 0) printf("  %9.2f  %s\n", med[auto_at] / best, names[besta]);
-    else printf("  %9s  %s\n", "-", besta >= 0 ? names[besta] : "-");
+    int ran_at = -1; /* the forced copy of auto's pick, if listed */
+    for (int a = 0; a < na; a++)
+      if (a != auto_at && !strcmp(names[a], ran)) ran_at = a;
+    char bname[64] = "-"; /* "allpairs=direct": the forced allpairs ran direct */
+    if (besta >= 0 && strcmp(names[besta], runs[besta]))
+      snprintf(bname, sizeof bname, "%s=%s", names[besta], runs[besta]);
+    else if (besta >= 0)
+      snprintf(bname, sizeof bname, "%s", names[besta]);
+    if (auto_at >= 0 && besta >= 0) printf("  %9.2f  %-12s", med[auto_at] / best, bname);
+    else printf("  %9s  %-12s", "-", bname);
+    if (ran_at >= 0) printf("  %-12s  %8.2f\n", ran, med[ran_at] / best);
+    else printf("  %-12s  %8s\n", ran, "-");
     fflush(stdout);
   }
   long all_wrong = 0;

@@ -190,3 +190,23 @@ HRING_API hring_result_t hring_allreduce(const void *sendbuf, void *recvbuf, siz
   hring__comm_leave(comm);
   return r;
 }
+
+HRING_API hring_result_t hring_allreduce_algorithm(hring_comm_t comm, size_t count,
+                                                   hring_datatype_t datatype, const char **name) {
+  static const char fn[] = "hring_allreduce_algorithm";
+  HRING_CHECK(hring__comm_enter(comm, fn));
+  size_t es = hring_type_size(datatype);
+  hring_result_t r = HRING_SUCCESS;
+  if (!name)
+    r = hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: NULL name", fn);
+  else if (es == 0)
+    r = hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: unknown datatype %d", fn, (int)datatype);
+  else if (count > SIZE_MAX / es)
+    r = hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: %zu elements overflow size_t", fn, count);
+  else if (count == 0 || comm->nranks == 1)
+    *name = "none"; /* nothing is sent (hring__allreduce_host) */
+  else
+    *name = hring__algo_names[choose(comm, count * es)];
+  hring__comm_leave(comm);
+  return r;
+}

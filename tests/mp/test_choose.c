@@ -68,6 +68,11 @@ static void follow_body(hring_comm_t comm, int rank, int n, void *arg) {
     HCHECK(got == want, "rank %d, %zu bytes: chose %s, the model predicts %s fastest", rank,
            sizes[i], hring__algo_names[got], hring__algo_names[want]);
     if (rank == 0) out->chosen[i] = got;
+    const char *name = NULL;
+    HCHECK(hring_allreduce_algorithm(comm, sizes[i] / 4, HRING_FLOAT32, &name) == HRING_SUCCESS &&
+               name && strcmp(name, hring__algo_names[got]) == 0,
+           "rank %d, %zu bytes: hring_allreduce_algorithm says %s, the chooser %s", rank,
+           sizes[i], name ? name : "(null)", hring__algo_names[got]);
     /* and the chosen algorithm's result is right */
     size_t count = sizes[i] / sizeof(float);
     float *x = malloc(sizes[i]);
@@ -162,16 +167,70 @@ HTEST(choose_bad_model_file, 30) {
   unlink(bad);
 }
 
+/* hring_allreduce_algorithm names what a call would run: the one-node
+ * rule on an auto communicator (allpairs for 8 bytes), HRING_ALGO's choice
+ * on a communicator split with it set, auto's where a forced allpairs
+ * cannot run (1 MiB), "none" for nothing to send; every rank the same
+ * name; bad arguments refused with nothing written. */
+static void names_body(hring_comm_t comm, int rank, int n, void *arg) {
+  (void)arg, (void)n;
+  const char *a8 = NULL, *a1m = NULL, *none = NULL;
+  HREQUIRE(hring_allreduce_algorithm(comm, 2, HRING_FLOAT32, &a8) == HRING_SUCCESS, "8 B: %s",
+           hring_last_error());
+  HREQUIRE(hring_allreduce_algorithm(comm, 1 << 18, HRING_FLOAT32, &a1m) == HRING_SUCCESS,
+           "1 MiB: %s", hring_last_error());
+  HREQUIRE(hring_allreduce_algorithm(comm, 0, HRING_FLOAT32, &none) == HRING_SUCCESS, "0: %s",
+           hring_last_error());
+  HCHECK(strcmp(a8, "allpairs") == 0, "rank %d: 8 bytes on one node: %s, want allpairs", rank, a8);
+  HCHECK(strcmp(none, "none") == 0, "rank %d: count 0: %s, want none", rank, none);
+  hring_comm_t tree, pairs;
+  setenv("HRING_ALGO", "tree", 1);
+  HREQUIRE(hring_comm_split(comm, 0, rank, &tree) == HRING_SUCCESS, "split: %s", hring_last_error());
+  setenv("HRING_ALGO", "allpairs", 1);
+  HREQUIRE(hring_comm_split(comm, 0, rank, &pairs) == HRING_SUCCESS, "split: %s",
+           hring_last_error());
+  unsetenv("HRING_ALGO");
+  const char *t = NULL, *p8 = NULL, *p1m = NULL;
+  HCHECK(hring_allreduce_algorithm(tree, 1 << 18, HRING_FLOAT32, &t) == HRING_SUCCESS &&
+             strcmp(t, "tree") == 0, "rank %d: forced tree: %s", rank, t ? t : "(null)");
+  HCHECK(hring_allreduce_algorithm(pairs, 2, HRING_FLOAT32, &p8) == HRING_SUCCESS &&
+             strcmp(p8, "allpairs") == 0, "rank %d: forced allpairs, 8 B: %s", rank,
+         p8 ? p8 : "(null)");
+  HCHECK(hring_allreduce_algorithm(pairs, 1 << 18, HRING_FLOAT32, &p1m) == HRING_SUCCESS &&
+             strcmp(p1m, a1m) == 0, "rank %d: forced allpairs at 1 MiB: %s, auto's is %s", rank,
+         p1m ? p1m : "(null)", a1m);
+  /* The same name on every rank: its first letters, min and max. */
+  int64_t code = (int64_t)a1m[0] << 16 | (int64_t)a1m[1] << 8 | a1m[2], lo = code, hi = code;
+  HCHECK(hring_allreduce(&lo, &lo, 1, HRING_INT64, HRING_MIN, comm, NULL) == HRING_SUCCESS &&
+             hring_allreduce(&hi, &hi, 1, HRING_INT64, HRING_MAX, comm, NULL) == HRING_SUCCESS &&
+             lo == hi, "rank %d: ranks name different algorithms for 1 MiB", rank);
+  const char *keep = "unchanged", *w = keep;
+  HCHECK(hring_allreduce_algorithm(comm, 2, HRING_FLOAT32, NULL) == HRING_ERR_INVALID_ARGUMENT,
+         "NULL name accepted");
+  HCHECK(hring_allreduce_algorithm(comm, 2, (hring_datatype_t)99, &w) ==
+                 HRING_ERR_INVALID_ARGUMENT && w == keep,
+         "an unknown datatype accepted, or the name written");
+  HCHECK(hring_allreduce_algorithm(NULL, 2, HRING_FLOAT32, &w) == HRING_ERR_INVALID_ARGUMENT &&
+             w == keep, "a NULL communicator accepted, or the name written");
+  hring_comm_destroy(tree);
+  hring_comm_destroy(pairs);
+}
+
+HTEST(allreduce_algorithm_names_the_choice, 60) {
+  HCHECK(mp_run(3, names_body, NULL) == 0, "ranks failed");
+}
+
 /* hring-choice end to end: under hring-run, with auto and three forced
  * algorithms (one communicator each, split from the world), every result
- * is right and every size gets a row with auto's ratio; a bad option is
- * refused with status 2. */
+ * is right and every size gets a row with auto's ratio, the algorithm auto
+ * ran and its forced copy's ratio (>= 1: against the best); a bad option
+ * is refused with status 2. */
 HTEST(choice_tool_runs_and_checks, 60) {
   char cmd[512], out[64];
   snprintf(out, sizeof out, "/tmp/hring-choice-%d.txt", (int)getpid());
   snprintf(cmd, sizeof cmd,
            "%s/hring-run -n 3 %s/hring-choice -b 8 -e 40000 -f 70 -r 2 -t 1 "
-           "-a auto,ring,rdouble,tree > %s 2>&1", mp_bindir(), mp_bindir(), out);
+           "-a auto,ring,rdouble,tree,allpairs,direct > %s 2>&1", mp_bindir(), mp_bindir(), out);
   int rc = system(cmd);
   FILE *f = fopen(out, "r");
   HREQUIRE(f, "no output file %s", out);
@@ -180,10 +239,14 @@ HTEST(choice_tool_runs_and_checks, 60) {
   while (fgets(line, sizeof line, f)) {
     size_t bytes;
     double ratio;
-    char best[32];
+    char best[32], ran[32], ranbest[32], known[40];
     const char *p = strstr(line, "] ") ? strstr(line, "] ") + 2 : line;
+    /* ... min  auto/best best  auto-ran ran/best: auto ran one of the
+     * listed forced algorithms at these sizes, so ran/best is a number */
     if (sscanf(p, "%zu", &bytes) == 1 && strstr(p, "/") &&
-        sscanf(strrchr(p, '/') + 1, "%*f %lf %31s", &ratio, best) == 2 && ratio > 0)
+        sscanf(strrchr(p, '/') + 1, "%*f %lf %31s %31s %31s", &ratio, best, ran, ranbest) == 4 &&
+        ratio > 0 && snprintf(known, sizeof known, ",%s,", ran) > 0 &&
+        strstr(",ring,rdouble,tree,allpairs,direct,", known) && atof(ranbest) >= 1.0)
       rows++;
     if (strstr(line, "wrong results (max over ranks): 0")) zero = 1;
   }
