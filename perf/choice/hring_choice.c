@@ -19,7 +19,8 @@
  * Prints per size the median and minimum time per op (the slowest rank's)
  * of every algorithm, auto's median over the best forced median, the
  * algorithm auto ran (hring_allreduce_algorithm) and that algorithm's
- * forced median over the best forced median.  A best forced algorithm
+ * forced median (the best of the columns that ran it) over the best forced
+ * median.  A best forced algorithm
  * that could not run at that size shows what ran instead
  * ("allpairs=direct").  The last is the choice
  * itself, free of the noise between two communicators that run the same
@@ -196,9 +197,12 @@ int main(int argc, char **argv) {
       printf(" %10.1f / %8.1f", 1e6 * med[a], 1e6 * mn);
       if (a != auto_at && med[a] < best) best = med[a], besta = a;
     }
-    int ran_at = -1; /* the forced copy of auto's pick, if listed */
+    /* The forced copies of auto's pick: every column that ran that code
+     * (a forced allpairs above 4 KiB may be one), the fastest of them. */
+    int ran_at = -1;
     for (int a = 0; a < na; a++)
-      if (a != auto_at && !strcmp(names[a], ran)) ran_at = a;
+      if (a != auto_at && !strcmp(runs[a], ran) && (ran_at < 0 || med[a] < med[ran_at]))
+        ran_at = a;
     char bname[64] = "-"; /* "allpairs=direct": the forced allpairs ran direct */
     if (besta >= 0 && strcmp(names[besta], runs[besta]))
       snprintf(bname, sizeof bname, "%s=%s", names[besta], runs[besta]);
