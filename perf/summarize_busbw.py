@@ -19,7 +19,11 @@ for a in algos:
             if w and w[0].startswith("["):  # hring-run's rank prefix
                 w = w[1:]
             if len(w) > 8 and w[0].isdigit():
-                rows.setdefault((int(w[0]), a), []).append((float(w[5]), float(w[7])))
+                try:  # rows of other tools (hring-choice's "median / min") are not summed up
+                    v = (float(w[5]), float(w[7]))
+                except ValueError:
+                    continue
+                rows.setdefault((int(w[0]), a), []).append(v)
 print(f"# {title}, {time.strftime('%Y-%m-%d')}\n")
 print("| size (B) | algorithm | runs | time min (us) | time median (us) | busbw min (GB/s) "
       "| busbw median (GB/s) | median / best median |")

@@ -72,7 +72,7 @@ static int one_node_rule(const struct hring_comm *comm, size_t bytes) {
   /* Up to 2 KiB every rank sends its vector to every other at once: as
    * fast as recursive doubling or faster in 34 of 36 comparisons.  With
    * ranks outnumbering cores, up to 4 KiB (ALLPAIRS_MAX_BYTES): at 4 KiB,
-   * 4 and 8 ranks on 2 cores, faster than recursive doubling in 9 of 10
+   * 4 and 8 ranks on 2 cores, faster than recursive doubling in 11 of 14
    * comparisons, by up to 1.4x (docs/performance.md, sixth section). */
   if (allpairs && (bytes <= 2048 || comm->oversub_any)) return HRING_ALGO_ALLPAIRS;
   /* Ranks outnumbering cores: every step waits for a rank to be scheduled,
