@@ -17,14 +17,13 @@
  *   under hring-run, mpirun or srun (hring_comm_init_env).  -t: the time
  *   one algorithm's turn takes (default 20 ms; at least 2 ops).
  * Prints per size the median and minimum time per op (the slowest rank's)
- * of every algorithm, auto's median over the best forced median, the
- * algorithm auto ran (hring_allreduce_algorithm) and that algorithm's
- * forced median (the best of the columns that ran it) over the best forced
- * median.  A best forced algorithm
- * that could not run at that size shows what ran instead
- * ("allpairs=direct").  The last is the choice
- * itself, free of the noise between two communicators that run the same
- * code (auto and the forced copy of its pick differed by up to 1.2x at
+ * of every algorithm, auto's median over the best forced median, the best
+ * forced algorithm (with what it ran where it could not run that size:
+ * "allpairs=direct"), the algorithm auto ran (hring_allreduce_algorithm),
+ * and that algorithm's forced median (the best of the columns that ran
+ * it) over the best forced median.  The last judges the choice itself,
+ * free of the noise between two communicators that run the same code
+ * (auto and the forced copy of its pick differed by up to 1.2x at
  * sub-microsecond sizes, where the pick was the best forced algorithm).
  */
 #include <math.h>

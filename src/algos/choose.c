@@ -79,10 +79,10 @@ static int one_node_rule(const struct hring_comm *comm, size_t bytes) {
    * so up to 32 KiB the schedules with the fewest dependent steps win:
    * recursive doubling (log2 n rounds) up to 16 KiB with 4 ranks (and up
    * to 4 KiB with more, where allpairs cannot run), then the direct
-   * exchange (every rank sends all its pieces whenever it runs).  Beyond, the ring and the pipelined tree
-   * trade places from run to run; from 128 KiB the ring was the faster in
-   * 14 of 18 comparisons with 4 ranks and 10 of 18 with 8, each ahead by
-   * up to 1.4-1.6x where it won. */
+   * exchange (every rank sends all its pieces whenever it runs).  Beyond,
+   * the ring and the pipelined tree trade places from run to run; from 128
+   * KiB the ring was the faster in 14 of 18 comparisons with 4 ranks and
+   * 10 of 18 with 8, each ahead by up to 1.4-1.6x where it won. */
   if (comm->oversub_any) {
     if (bytes <= (n <= 4 ? 16384u : 4096u)) return HRING_ALGO_RDOUBLE;
     if (bytes <= 32768) return HRING_ALGO_DIRECT;

@@ -161,8 +161,8 @@ static double rdouble(const hring_model_params_t *p, const hring_model_shape_t *
  * byte sent, the reduce-scatter reads the window to send and its own half
  * and writes the sum (3 passes), the allgather reads and writes (2): 5
  * against the ring's 2 (reads its input, writes its output).  Rule 6
- * charges both the 3 of a byte sent and reduced; the 3 passes more are
- * charged here. */
+ * charges both algorithms 3 per byte (sent in each phase, reduced once);
+ * Rabenseifner's 3 passes more are charged here. */
 static double rabenseifner(const hring_model_params_t *p, const hring_model_shape_t *s, double n,
                            double mem) {
   const int P = s->nranks, steps = log2_floor(P);
