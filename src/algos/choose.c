@@ -70,19 +70,20 @@ static int one_node_rule(const struct hring_comm *comm, size_t bytes) {
   if (n == 2 && comm->conns[1 - comm->rank]->ops == &hring__tcp_ops)
     return allpairs ? HRING_ALGO_ALLPAIRS : HRING_ALGO_EXCHANGE;
   /* Up to 2 KiB every rank sends its vector to every other at once: as
-   * fast as recursive doubling or faster in 34 of 36 comparisons.  With
-   * ranks outnumbering cores, up to 4 KiB (ALLPAIRS_MAX_BYTES): at 4 KiB,
-   * 4 and 8 ranks on 2 cores, faster than recursive doubling in 11 of 14
-   * comparisons, by up to 1.4x (docs/performance.md, sixth section). */
-  if (allpairs && (bytes <= 2048 || comm->oversub_any)) return HRING_ALGO_ALLPAIRS;
+   * fast as recursive doubling or faster in 34 of 36 comparisons.  At 4
+   * KiB with ranks outnumbering cores the two traded places with the
+   * machine's mode (allpairs ahead in 11 of 20 comparisons, by up to 1.4x;
+   * recursive doubling by up to 1.6x: docs/performance.md, sixth section),
+   * so the bound stays. */
+  if (allpairs && bytes <= 2048) return HRING_ALGO_ALLPAIRS;
   /* Ranks outnumbering cores: every step waits for a rank to be scheduled,
    * so up to 32 KiB the schedules with the fewest dependent steps win:
-   * recursive doubling (log2 n rounds) up to 16 KiB with 4 ranks (and up
-   * to 4 KiB with more, where allpairs cannot run), then the direct
-   * exchange (every rank sends all its pieces whenever it runs).  Beyond,
-   * the ring and the pipelined tree trade places from run to run; from 128
-   * KiB the ring was the faster in 14 of 18 comparisons with 4 ranks and
-   * 10 of 18 with 8, each ahead by up to 1.4-1.6x where it won. */
+   * recursive doubling (log2 n rounds) up to 16 KiB with 4 ranks and up to
+   * 4 KiB with more, then the direct exchange (every rank sends all its
+   * pieces whenever it runs).  Beyond, the ring and the pipelined tree
+   * trade places from run to run; from 128 KiB the ring was the faster in
+   * 14 of 18 comparisons with 4 ranks and 10 of 18 with 8, each ahead by
+   * up to 1.4-1.6x where it won. */
   if (comm->oversub_any) {
     if (bytes <= (n <= 4 ? 16384u : 4096u)) return HRING_ALGO_RDOUBLE;
     if (bytes <= 32768) return HRING_ALGO_DIRECT;

@@ -182,9 +182,9 @@ static void names_body(hring_comm_t comm, int rank, int n, void *arg) {
   HREQUIRE(hring_allreduce_algorithm(comm, 0, HRING_FLOAT32, &none) == HRING_SUCCESS, "0: %s",
            hring_last_error());
   HCHECK(strcmp(a8, "allpairs") == 0, "rank %d: 8 bytes on one node: %s, want allpairs", rank, a8);
-  /* 4 KiB on one node of 3 ranks: allpairs where ranks outnumber cores
-   * (choose.c's measured rule), else the ring. */
-  const char *a4k = NULL, *want4k = comm->oversub_any ? "allpairs" : "ring";
+  /* 4 KiB on one node of 3 ranks: recursive doubling where ranks
+   * outnumber cores (choose.c's measured rules), else the ring. */
+  const char *a4k = NULL, *want4k = comm->oversub_any ? "rdouble" : "ring";
   HCHECK(hring_allreduce_algorithm(comm, 1024, HRING_FLOAT32, &a4k) == HRING_SUCCESS && a4k &&
              strcmp(a4k, want4k) == 0, "rank %d: 4 KiB, %s: %s, want %s", rank,
          comm->oversub_any ? "oversubscribed" : "a core per rank", a4k ? a4k : "(null)", want4k);
