@@ -195,18 +195,12 @@ HRING_API hring_result_t hring_allreduce_algorithm(hring_comm_t comm, size_t cou
                                                    hring_datatype_t datatype, const char **name) {
   static const char fn[] = "hring_allreduce_algorithm";
   HRING_CHECK(hring__comm_enter(comm, fn));
-  size_t es = hring_type_size(datatype);
-  hring_result_t r = HRING_SUCCESS;
-  if (!name)
-    r = hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: NULL name", fn);
-  else if (es == 0)
-    r = hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: unknown datatype %d", fn, (int)datatype);
-  else if (count > SIZE_MAX / es)
-    r = hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: %zu elements overflow size_t", fn, count);
-  else if (count == 0 || comm->nranks == 1)
+  hring_result_t r = name ? hring__coll_check_count(fn, count, datatype, comm)
+                          : hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: NULL name", fn);
+  if (r == HRING_SUCCESS && (count == 0 || comm->nranks == 1))
     *name = "none"; /* nothing is sent (hring__allreduce_host) */
-  else
-    *name = hring__algo_names[choose(comm, count * es)];
+  else if (r == HRING_SUCCESS)
+    *name = hring__algo_names[choose(comm, count * hring_type_size(datatype))];
   hring__comm_leave(comm);
   return r;
 }

@@ -11,18 +11,24 @@
 hring_result_t hring__coll_check(const char *fn, const void *sendbuf, const void *recvbuf,
                                  size_t count, hring_datatype_t type, int uses_op,
                                  hring_redop_t op, struct hring_comm *comm) {
-  if ((unsigned)type >= HRING_NUM_TYPES)
-    return hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: unknown data type %d", fn, (int)type);
+  HRING_CHECK(hring__coll_check_count(fn, count, type, comm));
   if (uses_op && (unsigned)op >= HRING_NUM_OPS)
     return hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: unknown reduction op %d", fn, (int)op);
-  size_t es = hring_type_size(type);
-  if (count > SIZE_MAX / es / (size_t)comm->nranks)
-    return hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: count %zu of %zu-byte elements overflows",
-                      fn, count, es);
   if (count > 0 && (!sendbuf || !recvbuf))
     return hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: NULL %s buffer with count %zu", fn,
                       sendbuf ? "receive" : "send", count);
   return hring__coll_state_check(fn, comm);
+}
+
+hring_result_t hring__coll_check_count(const char *fn, size_t count, hring_datatype_t type,
+                                       struct hring_comm *comm) {
+  if ((unsigned)type >= HRING_NUM_TYPES)
+    return hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: unknown data type %d", fn, (int)type);
+  size_t es = hring_type_size(type);
+  if (count > SIZE_MAX / es / (size_t)comm->nranks)
+    return hring__err(HRING_ERR_INVALID_ARGUMENT, "%s: count %zu of %zu-byte elements overflows",
+                      fn, count, es);
+  return HRING_SUCCESS;
 }
 
 hring_result_t hring__coll_state_check(const char *fn, struct hring_comm *comm) {

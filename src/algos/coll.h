@@ -17,6 +17,10 @@
 hring_result_t hring__coll_check(const char *fn, const void *sendbuf, const void *recvbuf,
                                  size_t count, hring_datatype_t type, int uses_op,
                                  hring_redop_t op, struct hring_comm *comm);
+/* The type and count part of hring__coll_check (for calls that take no
+ * buffers: hring_allreduce_algorithm). */
+hring_result_t hring__coll_check_count(const char *fn, size_t count, hring_datatype_t type,
+                                       struct hring_comm *comm);
 
 /* The state part of hring__coll_check: refuses an aborted or failed
  * communicator (HRING_ERR_INVALID_USAGE). */
