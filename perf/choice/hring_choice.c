@@ -63,6 +63,30 @@ static double max_over(hring_comm_t c, double v, int rank) {
   return v;
 }
 
+/* Runs allreduces of count on c until the algorithm it names has stayed
+ * the same for WARM_SAME calls in a row after a change, or has not changed
+ * for 5 turns (no tuner at this size): with HRING_TUNE=online the first
+ * calls of a size try candidates in blocks of up to 65 calls, and those
+ * trials belong to the warm-up, not to the timed turns.  Every rank sees
+ * the same names in the same order (the tuner counts calls alike on every
+ * rank) and the time is agreed, so all stop together. */
+#define WARM_SAME 70
+static void warm(hring_comm_t world, hring_comm_t c, const int32_t *in, int32_t *out,
+                 size_t count, int rank, const char *name, double turn_ms) {
+  const char *prev = NULL, *cur;
+  hring_result_t r;
+  int changed = 0, same = 0;
+  for (double t0 = now();
+       changed ? same < WARM_SAME : max_over(world, now() - t0, rank) < 5 * turn_ms * 1e-3;) {
+    if ((r = hring_allreduce(in, out, count, HRING_INT32, HRING_SUM, c, NULL))) die(rank, name, r);
+    if ((r = hring_allreduce_algorithm(c, count, HRING_INT32, &cur)))
+      die(rank, "hring_allreduce_algorithm", r);
+    if (prev && strcmp(prev, cur)) changed = 1, same = 0;
+    else same++;
+    prev = cur;
+  }
+}
+
 int main(int argc, char **argv) {
   size_t lo = 8, hi = 64u << 20;
   double factor = 8, turn_ms = 20;
@@ -142,6 +166,7 @@ int main(int argc, char **argv) {
     const size_t count = bytes / 4;
     int iters[MAX_ALGOS];
     for (int a = 0; a < na; a++) { /* warm up, then ops per turn */
+      if (a == auto_at) warm(world, comms[a], in, out, count, rank, names[a], turn_ms);
       double t0 = now();
       for (int k = 0; k < 2; k++)
         if ((r = hring_allreduce(in, out, count, HRING_INT32, HRING_SUM, comms[a], NULL)))

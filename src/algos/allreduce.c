@@ -14,11 +14,13 @@
 #include "algos/coll.h"
 #include "algos/device.h"
 #include "algos/reduce.h"
+#include "algos/tune.h"
 #include "core/bootstrap.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/topo.h"
+#include "core/wait.h"
 #include "core/visibility.h"
 
 #define ALLPAIRS_MAX_BYTES 4096 /* allpairs.c keeps a local copy this large */
@@ -35,12 +37,15 @@ const char *const hring__algo_names[HRING_ALGO_COUNT] = {
 static hring_result_t agree_layout(struct hring_comm *comm) {
   typedef struct {
     uint64_t min_slot;
-    int32_t oversubscribed, machine_size, cores, pad;
+    int32_t oversubscribed, machine_size, cores, tune_reps;
+    int64_t tune_max;
   } layout_t;
   size_t m = SIZE_MAX;
   for (int p = 0; p < comm->nranks; p++)
     if (comm->conns[p] && comm->conns[p]->slot_size < m) m = comm->conns[p]->slot_size;
-  layout_t mine = {m, comm->oversubscribed, comm->machine_size, hring__topo_ncores(), 0}, *all = calloc((size_t)comm->nranks, sizeof *all);
+  layout_t mine = {m, comm->oversubscribed, comm->machine_size, hring__topo_ncores(),
+                   (int32_t)comm->tune_reps, comm->tune_max},
+           *all = calloc((size_t)comm->nranks, sizeof *all);
   if (!all) return hring__err(HRING_ERR_NO_MEMORY, "comm init");
   hring_result_t r = hring__bootstrap_allgather(comm->bs, &mine, all, sizeof mine);
   if (r == HRING_SUCCESS) {
@@ -53,13 +58,36 @@ static hring_result_t agree_layout(struct hring_comm *comm) {
       comm->oversub_any |= all[p].oversubscribed != 0;
       if (all[p].machine_size > comm->mranks_max) comm->mranks_max = all[p].machine_size;
       if (all[p].cores < comm->cores_min) comm->cores_min = all[p].cores;
+      /* The online choice runs only where every rank asked for it, with
+       * the smallest settings asked: its trials and agreement are steps
+       * of the collective. */
+      if (all[p].tune_max < comm->tune_max) comm->tune_max = all[p].tune_max;
+      if (all[p].tune_reps < comm->tune_reps) comm->tune_reps = all[p].tune_reps;
     }
   }
   free(all);
   return r;
 }
 
+/* HRING_TUNE, HRING_TUNE_MAX and HRING_TUNE_REPS into comm (this rank's;
+ * agree_layout makes them common). */
+static hring_result_t read_tune(struct hring_comm *comm) {
+  const char *mode = hring__cfg_str(HRING_CFG_TUNE);
+  int online = mode && strcasecmp(mode, "online") == 0;
+  if (!online && mode && strcasecmp(mode, "off") != 0)
+    return hring__err(HRING_ERR_INVALID_ARGUMENT, "HRING_TUNE=%s: unknown (off, online)", mode);
+  int64_t reps = hring__cfg_int(HRING_CFG_TUNE_REPS), max = hring__cfg_int(HRING_CFG_TUNE_MAX);
+  if (online && (reps < 1 || reps > 16 || max < 0))
+    return hring__err(HRING_ERR_INVALID_ARGUMENT,
+                      "HRING_TUNE_REPS=%lld, HRING_TUNE_MAX=%lld: need 1-16 trials and a size >= 0",
+                      (long long)reps, (long long)max);
+  comm->tune_max = online ? max : 0;
+  comm->tune_reps = online ? (int)reps : 1;
+  return HRING_SUCCESS;
+}
+
 hring_result_t hring__algo_comm_init(struct hring_comm *comm) {
+  HRING_CHECK(read_tune(comm));
   HRING_CHECK(agree_layout(comm));
   const char *forced = hring__cfg_str(HRING_CFG_ALGO);
   comm->algo_forced = HRING_ALGO_AUTO;
@@ -77,10 +105,12 @@ hring_result_t hring__algo_comm_init(struct hring_comm *comm) {
   comm->small_max = hring__cfg_int(HRING_CFG_SMALL_MAX);
   comm->chunk_size = hring__cfg_int(HRING_CFG_CHUNK_SIZE);
   comm->nt_min = hring__cfg_int(HRING_CFG_NT_MIN);
-  return hring__choice_init(comm);
+  HRING_CHECK(hring__choice_init(comm));
+  return hring__tune_init(comm);
 }
 
-static int choose(struct hring_comm *comm, size_t bytes) {
+/* trial (may be NULL): set when the call is one of the online tuner's. */
+static int choose(struct hring_comm *comm, size_t bytes, int *trial) {
   int f = comm->algo_forced;
   /* A forced algorithm runs where it can; the ring stands in elsewhere. */
   if (f == HRING_ALGO_EXCHANGE && comm->nranks != 2) f = HRING_ALGO_AUTO;
@@ -88,7 +118,10 @@ static int choose(struct hring_comm *comm, size_t bytes) {
     f = HRING_ALGO_RING;
   if (f == HRING_ALGO_ALLPAIRS && (bytes > ALLPAIRS_MAX_BYTES || bytes > comm->min_slot))
     f = HRING_ALGO_AUTO;
-  return f != HRING_ALGO_AUTO ? f : hring__choose(comm, bytes);
+  if (trial) *trial = 0;
+  if (f != HRING_ALGO_AUTO) return f;
+  int t = hring__tune_pick(comm, bytes, trial);
+  return t ? t : hring__choose(comm, bytes);
 }
 
 size_t hring__ring_chunk(const struct hring_comm *comm, size_t bytes) {
@@ -107,22 +140,33 @@ size_t hring__ring_chunk(const struct hring_comm *comm, size_t bytes) {
   return chunk < slot ? chunk : slot;
 }
 
+static hring_result_t run_algo(struct hring_comm *comm, const hring_coll_args_t *a, int algo,
+                               size_t bytes) {
+  switch (algo) {
+    case HRING_ALGO_ALLPAIRS: return hring__allreduce_allpairs(comm, a);
+    case HRING_ALGO_DIRECT: return hring__allreduce_direct(comm, a, hring__ring_chunk(comm, bytes));
+    case HRING_ALGO_EXCHANGE: return hring__allreduce_exchange2(comm, a, comm->min_slot);
+    case HRING_ALGO_RDOUBLE: return hring__allreduce_rdouble(comm, a);
+    case HRING_ALGO_RABENSEIFNER: return hring__allreduce_rabenseifner(comm, a, comm->min_slot);
+    case HRING_ALGO_TREE: return hring__allreduce_tree(comm, a, hring__ring_chunk(comm, bytes));
+    case HRING_ALGO_HIER: return hring__allreduce_hier(comm, a, hring__ring_chunk(comm, bytes));
+    case HRING_ALGO_HIER2D: return hring__allreduce_hier2d(comm, a, hring__ring_chunk(comm, bytes));
+    default: return hring__allreduce_ring(comm, a, hring__ring_chunk(comm, bytes));
+  }
+}
+
 hring_result_t hring__allreduce_run(struct hring_comm *comm, const hring_coll_args_t *a0) {
   hring_coll_args_t a = *a0;
   size_t bytes = a.count * a.esize;
   a.nt = comm->nt_min > 0 && bytes >= (size_t)comm->nt_min;
   hring__coll_begin(comm, HRING_COLL_ALLREDUCE, ++comm->seq, a.count, a.type, a.op, -1);
-  switch (choose(comm, bytes)) {
-    case HRING_ALGO_ALLPAIRS: return hring__allreduce_allpairs(comm, &a);
-    case HRING_ALGO_DIRECT: return hring__allreduce_direct(comm, &a, hring__ring_chunk(comm, bytes));
-    case HRING_ALGO_EXCHANGE: return hring__allreduce_exchange2(comm, &a, comm->min_slot);
-    case HRING_ALGO_RDOUBLE: return hring__allreduce_rdouble(comm, &a);
-    case HRING_ALGO_RABENSEIFNER: return hring__allreduce_rabenseifner(comm, &a, comm->min_slot);
-    case HRING_ALGO_TREE: return hring__allreduce_tree(comm, &a, hring__ring_chunk(comm, bytes));
-    case HRING_ALGO_HIER: return hring__allreduce_hier(comm, &a, hring__ring_chunk(comm, bytes));
-    case HRING_ALGO_HIER2D: return hring__allreduce_hier2d(comm, &a, hring__ring_chunk(comm, bytes));
-    default: return hring__allreduce_ring(comm, &a, hring__ring_chunk(comm, bytes));
-  }
+  int trial, algo = choose(comm, bytes, &trial);
+  if (!trial) return run_algo(comm, &a, algo, bytes);
+  uint64_t t0 = hring__now_ns();
+  hring_result_t r = run_algo(comm, &a, algo, bytes);
+  if (r == HRING_SUCCESS)
+    r = hring__tune_record(comm, bytes, algo, 1e-9 * (double)(hring__now_ns() - t0));
+  return r;
 }
 
 /* Device buffers: both on one device; enqueued on the stream (device.h). */
@@ -200,7 +244,7 @@ HRING_API hring_result_t hring_allreduce_algorithm(hring_comm_t comm, size_t cou
   if (r == HRING_SUCCESS && (count == 0 || comm->nranks == 1))
     *name = "none"; /* nothing is sent (hring__allreduce_host) */
   else if (r == HRING_SUCCESS)
-    *name = hring__algo_names[choose(comm, count * hring_type_size(datatype))];
+    *name = hring__algo_names[choose(comm, count * hring_type_size(datatype), NULL)];
   hring__comm_leave(comm);
   return r;
 }

@@ -17,6 +17,7 @@
 
 #include "algos/algo.h"
 #include "algos/model.h"
+#include "algos/tune.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -52,6 +53,7 @@ hring_result_t hring__choice_init(struct hring_comm *comm) {
 }
 
 void hring__choice_free(struct hring_comm *comm) {
+  hring__tune_free(comm); /* the tuner refines this choice: it goes with it */
   free(comm->choice);
   comm->choice = NULL;
 }
@@ -112,6 +114,23 @@ static int decide(struct hring_comm *comm, size_t bytes, double *pred) {
     allowed &= ~((1u << HRING_ALGO_ALLPAIRS) | (1u << HRING_ALGO_DIRECT));
   if (bytes > comm->min_slot) allowed &= ~(1u << HRING_ALGO_ALLPAIRS);
   return hring__model_choose(&c->params, &c->shape, bytes, allowed, pred);
+}
+
+int hring__choice_ranked(struct hring_comm *comm, size_t bytes, int out[HRING_ALGO_COUNT]) {
+  struct hring_choice *c = comm->choice;
+  double t[HRING_ALGO_COUNT];
+  int n = 0;
+  c->shape.chunk = hring__ring_chunk(comm, bytes);
+  for (int a = HRING_ALGO_RING; a < HRING_ALGO_COUNT; a++) {
+    if (!hring__model_applicable(&c->shape, a, bytes)) continue;
+    if (a == HRING_ALGO_ALLPAIRS && bytes > comm->min_slot) continue;
+    if ((a == HRING_ALGO_HIER || a == HRING_ALGO_HIER2D) && comm->nnodes == 1) continue;
+    double ta = hring__model_predict(&c->params, &c->shape, a, bytes);
+    int i = n++; /* insertion: ties keep the lower id first, as the model's choice does */
+    for (; i > 0 && t[i - 1] > ta; i--) t[i] = t[i - 1], out[i] = out[i - 1];
+    t[i] = ta, out[i] = a;
+  }
+  return n;
 }
 
 int hring__choose(struct hring_comm *comm, size_t bytes) {

@@ -7,6 +7,7 @@
 #define HRING_CHOOSE_H
 
 #include <stddef.h>
+#include "algos/algo.h"
 #include "core/comm.h"
 
 /* Loads the model (HRING_MODEL_FILE, else the built-in parameters) into
@@ -17,5 +18,10 @@ void hring__choice_free(struct hring_comm *comm);
 /* The algorithm id (algo.h) for an allreduce of `bytes` bytes: the same on
  * every rank, since it depends only on agreed values. */
 int hring__choose(struct hring_comm *comm, size_t bytes);
+
+/* Every algorithm that can run an allreduce of `bytes` bytes on this
+ * communicator (hier and hier2d only across nodes), fastest predicted
+ * first, into out; returns how many (the online tuner's candidates). */
+int hring__choice_ranked(struct hring_comm *comm, size_t bytes, int out[HRING_ALGO_COUNT]);
 
 #endif

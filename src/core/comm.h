@@ -32,6 +32,7 @@ typedef struct {
 
 struct hring_bootstrap;
 struct hring_choice;
+struct hring_tuner;
 struct hring_progress;
 
 struct hring_comm {
@@ -65,6 +66,9 @@ struct hring_comm {
   int64_t nt_min;              /* non-temporal result stores from this size */
   size_t min_slot;             /* largest message every connection of every rank carries */
   struct hring_choice *choice; /* the allreduce chooser (algos/choose.h) */
+  int64_t tune_max;            /* online choice up to this size; 0 off (agreed) */
+  int tune_reps;               /* its trials per candidate (agreed) */
+  struct hring_tuner *tuner;   /* the online choice (algos/tune.h), or NULL */
 
   uint64_t seq;                /* collectives issued so far */
   hring_wire_hdr_t coll;       /* the collective running now, sent with every message */

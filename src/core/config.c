@@ -65,6 +65,15 @@ static const hring_cfg_entry_t table[HRING_CFG_COUNT] = {
                         "pin each rank: none, core (a core of its own), numa (the cores of one NUMA node)"},
     [HRING_CFG_MODEL_FILE] = {"HRING_MODEL_FILE", NULL, "path",
                               "cost model parameters to load (written by hring-tune); default: built-in"},
+    [HRING_CFG_TUNE] = {"HRING_TUNE", "off", "name",
+                        "online: the first calls of each allreduce size class time the chosen "
+                        "algorithm and the model's next best, and the ranks agree on the "
+                        "fastest (docs/model.md); off: the model and rules alone"},
+    [HRING_CFG_TUNE_MAX] = {"HRING_TUNE_MAX", "1M", "bytes",
+                            "largest allreduce the online choice tunes"},
+    [HRING_CFG_TUNE_REPS] = {"HRING_TUNE_REPS", "5", "",
+                             "online choice: rounds of trials per size class (1-16), each "
+                             "9 to 65 calls in a row per candidate"},
     [HRING_CFG_PROGRESS] = {"HRING_PROGRESS", "thread", "name",
                             "who moves nonblocking collectives: thread (a background thread per "
                             "communicator, asleep when idle) or caller (inside hring_test/wait)"},
