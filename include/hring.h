@@ -188,9 +188,11 @@ hring_result_t hring_allreduce(const void *sendbuf, void *recvbuf, size_t count,
 /* The algorithm a host allreduce of `count` elements of `datatype` runs on
  * this communicator now, by its HRING_ALGO name ("ring", "allpairs",
  * "hier2d", ...): HRING_ALGO's where it is set and applies, else the
- * choice per call (docs/model.md); "none" where nothing is sent (count 0,
- * or one rank).  Local, no communication; every rank of the communicator
- * gets the same name, a static string.  A NULL name, an unknown datatype
+ * choice per call (docs/model.md); with HRING_TUNE=online, the candidate
+ * the next call tries while that size is tried, then the agreed pick;
+ * "none" where nothing is sent (count 0, or one rank).  Local, no
+ * communication; every rank of the communicator that has made the same
+ * calls gets the same name, a static string.  A NULL name, an unknown datatype
  * or a bad handle is HRING_ERR_INVALID_ARGUMENT, and nothing is written.
  * Thread safety as for hring_allreduce. */
 hring_result_t hring_allreduce_algorithm(hring_comm_t comm, size_t count,
