@@ -15,6 +15,11 @@
  * HRING_ALGO forces (the slowest rank's time per op) and prints them next
  * to the prediction from the parameters just measured.
  *
+ * -m FILE times the same algorithms and sizes as -f (factor 2), and prints
+ * them next to the predictions of FILE (an earlier -f's -o), with the
+ * count within 25% and the mean |log error|: the fit checked on samples
+ * it never saw.  No calibration, no file written.
+ *
  * -f fits the parameters to whole collectives instead (model_fit.c): it
  * times every algorithm of -a (default: the ring, the tree and
  * halving-doubling on one node; the ring, both hierarchical forms and
@@ -162,18 +167,14 @@ static int fit_algos(const struct hring_comm *comm, const char *list, int *algos
   return n;
 }
 
-/* -f: times the algorithms at lo, 2 lo, 4 lo ... hi; fits p to the sizes
- * lo * 4^i and prints predicted against measured for all, the others
- * marked as the check. */
-static int fit(hring_comm_t comm, hring_model_params_t *p, const char *list, size_t lo,
-               size_t hi) {
-  int algos[FIT_MAX_ALGOS], na = fit_algos(comm, list, algos);
-  if (na < 0) return 1;
+/* Times the algorithms at lo, 2 lo, 4 lo ... hi into x (p's predictions
+ * size the batches); the number of samples, or -1. */
+static int measure(hring_comm_t comm, const hring_model_params_t *p, const int *algos, int na,
+                   size_t lo, size_t hi, hring_model_sample_t *x) {
   float *in, *out;
-  if (alloc_bufs(hi, &in, &out)) return 1;
-  static hring_model_sample_t x[FIT_MAX_SAMPLES];
-  int nx = 0, rc = 0, saved = comm->algo_forced;
-  for (int i = 0; i < na && rc == 0; i++)
+  if (alloc_bufs(hi, &in, &out)) return -1;
+  int nx = 0, saved = comm->algo_forced;
+  for (int i = 0; i < na && nx >= 0; i++)
     for (size_t b = lo; b <= hi && nx < FIT_MAX_SAMPLES; b *= 2) {
       comm->algo_forced = algos[i];
       hring_model_shape_t s;
@@ -181,21 +182,51 @@ static int fit(hring_comm_t comm, hring_model_params_t *p, const char *list, siz
       s.chunk = chunk_of(comm, algos[i], b);
       double t = time_op(comm, in, out, b, hring__model_predict(p, &s, algos[i], b));
       if (t < 0) {
-        rc = 1;
+        nx = -1;
         break;
       }
       x[nx++] = (hring_model_sample_t){algos[i], b, s, t};
     }
   comm->algo_forced = saved;
   free(in), free(out);
-  if (rc) return rc;
+  return nx;
+}
+
+/* Whether a sample's size is one the fit sees: lo * 4^i. */
+static int fit_size(size_t bytes, size_t lo) {
+  size_t q = bytes / lo;
+  return (q & 0x5555555555555555ull) == q;
+}
+
+/* Rank 0 prints predicted against measured for every sample; `set` says
+ * what each was to the fit ("fit", "check"), or NULL for "held-out" (-m). */
+static void print_samples(const hring_model_params_t *p, const hring_model_sample_t *x, int nx,
+                          size_t lo, int fitted) {
+  printf("%-13s %12s %8s %12s %12s %8s\n", "algorithm", "bytes", "set", "predicted", "measured",
+         "ratio");
+  for (int i = 0; i < nx; i++) {
+    double pr = hring__model_predict(p, &x[i].shape, x[i].algo, x[i].bytes);
+    printf("%-13s %12zu %8s %12.1f %12.1f %8.2f\n", hring__algo_names[x[i].algo], x[i].bytes,
+           !fitted ? "held-out" : fit_size(x[i].bytes, lo) ? "fit" : "check", pr * 1e6,
+           x[i].seconds * 1e6, x[i].seconds / pr);
+  }
+}
+
+/* -f: times the algorithms at lo, 2 lo, 4 lo ... hi; fits p to the sizes
+ * lo * 4^i and prints predicted against measured for all, the others
+ * marked as the check. */
+static int fit(hring_comm_t comm, hring_model_params_t *p, const char *list, size_t lo,
+               size_t hi) {
+  int algos[FIT_MAX_ALGOS], na = fit_algos(comm, list, algos);
+  if (na < 0) return 1;
+  static hring_model_sample_t x[FIT_MAX_SAMPLES];
+  int nx = measure(comm, p, algos, na, lo, hi, x);
+  if (nx < 0) return 1;
   /* Fit on every other size (lo * 4^i); the rest checks the fit. */
   hring_model_sample_t train[FIT_MAX_SAMPLES];
   int nt = 0;
-  for (int i = 0; i < nx; i++) {
-    size_t q = x[i].bytes / lo;
-    if ((q & 0x5555555555555555ull) == q) train[nt++] = x[i];
-  }
+  for (int i = 0; i < nx; i++)
+    if (fit_size(x[i].bytes, lo)) train[nt++] = x[i];
   hring_model_shape_t s;
   hring__model_shape_of(comm, &s);
   unsigned fixed = 0;
@@ -205,16 +236,31 @@ static int fit(hring_comm_t comm, hring_model_params_t *p, const char *list, siz
   if (comm->rank == 0) {
     printf("fit: %d ranks, %d node(s), %d samples (mean |log error| %.3f); time per op in us\n",
            s.nranks, s.nnodes, nt, err);
-    printf("%-13s %12s %6s %12s %12s %8s\n", "algorithm", "bytes", "set", "predicted", "measured",
-           "ratio");
-    for (int i = 0; i < nx; i++) {
-      size_t q = x[i].bytes / lo;
-      double pr = hring__model_predict(p, &x[i].shape, x[i].algo, x[i].bytes);
-      printf("%-13s %12zu %6s %12.1f %12.1f %8.2f\n", hring__algo_names[x[i].algo], x[i].bytes,
-             (q & 0x5555555555555555ull) == q ? "fit" : "check", pr * 1e6, x[i].seconds * 1e6,
-             x[i].seconds / pr);
-    }
+    print_samples(p, x, nx, lo, 1);
   }
+  return 0;
+}
+
+/* -m FILE: the parameters of FILE against this run's times, none of them
+ * fitted (a file fitted in an earlier run is checked on new samples). */
+static int held_out(hring_comm_t comm, const hring_model_params_t *p, const char *list,
+                    const char *file, size_t lo, size_t hi) {
+  int algos[FIT_MAX_ALGOS], na = fit_algos(comm, list, algos);
+  if (na < 0) return 1;
+  static hring_model_sample_t x[FIT_MAX_SAMPLES];
+  int nx = measure(comm, p, algos, na, lo, hi, x);
+  if (nx < 0) return 1;
+  if (comm->rank != 0) return 0;
+  double err = 0;
+  int within = 0;
+  for (int i = 0; i < nx; i++) {
+    double r = x[i].seconds / hring__model_predict(p, &x[i].shape, x[i].algo, x[i].bytes);
+    err += fabs(log(r));
+    within += r >= 0.8 && r <= 1.25;
+  }
+  printf("held-out: %s on %d ranks; %d samples, %d within 25%% (0.8-1.25), mean |log error| "
+         "%.3f; time per op in us\n", file, comm->nranks, nx, within, nx ? err / nx : 0.0);
+  print_samples(p, x, nx, lo, 0);
   return 0;
 }
 
@@ -228,7 +274,7 @@ static size_t parse_bytes(const char *v) {
 
 int main(int argc, char **argv) {
   const char *out = NULL;
-  const char *algos = NULL;
+  const char *algos = NULL, *model = NULL;
   int quiet = 0, do_check = 0, do_fit = 0;
   size_t lo = 64 << 10, hi = 16 << 20;
   for (int i = 1; i < argc; i++) {
@@ -236,11 +282,13 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "-q") == 0) quiet = 1;
     else if (strcmp(argv[i], "-c") == 0) do_check = 1;
     else if (strcmp(argv[i], "-f") == 0) do_fit = 1;
+    else if (strcmp(argv[i], "-m") == 0 && i + 1 < argc) model = argv[++i];
     else if (strcmp(argv[i], "-a") == 0 && i + 1 < argc) algos = argv[++i];
     else if (strcmp(argv[i], "-b") == 0 && i + 1 < argc) lo = parse_bytes(argv[++i]);
     else if (strcmp(argv[i], "-e") == 0 && i + 1 < argc) hi = parse_bytes(argv[++i]);
     else {
-      fprintf(stderr, "usage: hring-run -n N %s [-o FILE] [-q] [-c | -f [-a ALGO,...]] [-b MIN] [-e MAX]\n", argv[0]);
+      fprintf(stderr, "usage: hring-run -n N %s [-o FILE] [-q] [-c | -f [-a ALGO,...] | -m FILE [-a ALGO,...]] "
+                      "[-b MIN] [-e MAX]\n", argv[0]);
       return 2;
     }
   }
@@ -256,6 +304,15 @@ int main(int argc, char **argv) {
   }
   hring_model_params_t p;
   hring__model_defaults(&p);
+  if (model) { /* -m: no calibration, no file written */
+    /* Every rank loads the file; all go on only if all could. */
+    int32_t ok = hring__model_load(model, &p) == HRING_SUCCESS, all = ok;
+    if (!ok) fprintf(stderr, "hring-tune: %s\n", hring_last_error());
+    r = hring_allreduce(&all, &all, 1, HRING_INT32, HRING_MIN, comm, NULL);
+    int rc = r != HRING_SUCCESS || !all || held_out(comm, &p, algos, model, lo, hi) != 0;
+    hring_comm_destroy(comm);
+    return rc;
+  }
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   r = hring__model_calibrate(comm, &p);

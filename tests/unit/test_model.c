@@ -292,6 +292,59 @@ HTEST(model_tune_tool_writes_loadable_file, 60) {
   unlink(file);
 }
 
+/* hring-tune -m FILE: the file's predictions against new samples, every
+ * size of every algorithm asked, with the count within 25%; ratios are
+ * measured / predicted of the file's own figures (a file 100 times too
+ * fast in every term is outside the 25% band at every size); a file that does not
+ * load fails every rank, with its name. */
+HTEST(model_tune_tool_checks_a_file, 60) {
+  char file[64], out[64], cmd[512];
+  snprintf(file, sizeof file, "/tmp/hring-model-held-%d.txt", (int)getpid());
+  snprintf(out, sizeof out, "/tmp/hring-model-held-%d.out", (int)getpid());
+  hring_model_params_t p = params();
+  p.intra.beta /= 100, p.intra.gamma /= 100, p.intra.alpha /= 100, p.mem.beta /= 100;
+  HREQUIRE(hring__model_save(file, &p, "test") == HRING_SUCCESS, "save: %s", hring_last_error());
+  snprintf(cmd, sizeof cmd, "%s/hring-run -n 2 %s/hring-tune -m %s -a ring,tree -b 64K -e 128K > %s",
+           mp_bindir(), mp_bindir(), file, out);
+  int rc = system(cmd);
+  HCHECK(rc == 0, "'%s' exited with %d", cmd, rc);
+  FILE *f = fopen(out, "r");
+  HREQUIRE(f, "no output %s", out);
+  char line[512], algo[32], set[32];
+  int rows = 0, fast = 0, summary = 0, n = -1, within = -1;
+  while (fgets(line, sizeof line, f)) {
+    const char *l = strstr(line, "] ") ? strstr(line, "] ") + 2 : line;
+    size_t bytes;
+    double pred, meas, ratio;
+    if (sscanf(l, "held-out: %*s on 2 ranks; %d samples, %d within", &n, &within) == 2) summary = 1;
+    if (sscanf(l, "%31s %zu %31s %lf %lf %lf", algo, &bytes, set, &pred, &meas, &ratio) == 6 &&
+        !strcmp(set, "held-out")) {
+      rows++;
+      fast += ratio > 1.25 && meas > 0 && pred > 0;
+    }
+  }
+  fclose(f);
+  HCHECK(summary && n == 4 && within >= 0 && within <= n, "summary line: %d samples, %d within "
+         "(output in %s)", n, within, out);
+  HCHECK(rows == 4, "%d held-out rows, want 4 (ring and tree at 64 and 128 KiB; output in %s)",
+         rows, out);
+  HCHECK(fast == 4 && within == 0, "%d of 4 rows (%d in the summary) show a 100x fast file "
+         "outside the band (output in %s)", fast, 4 - within, out);
+  if (rc == 0 && rows == 4 && fast == 4) unlink(out);
+  unlink(file);
+  snprintf(out, sizeof out, "/tmp/hring-model-held-%d.err", (int)getpid());
+  snprintf(cmd, sizeof cmd, "%s/hring-run -n 2 %s/hring-tune -m %s > %s 2>&1", mp_bindir(),
+           mp_bindir(), file, out);
+  rc = system(cmd);
+  f = fopen(out, "r");
+  int named = 0;
+  while (f && fgets(line, sizeof line, f)) named += strstr(line, file) != NULL;
+  if (f) fclose(f);
+  HCHECK(rc != 0 && named >= 2, "a missing file: exit %d, named on %d ranks (want both)", rc,
+         named);
+  unlink(out);
+}
+
 /* Rule 5 on bytes: ranks taking turns on fewer cores copy and reduce more
  * slowly by the same factor (the network's beta excepted), and the tree,
  * whose interior ranks move 3 chunks to a leaf's 1, costs what the
