@@ -20,6 +20,10 @@
  * count within 25% and the mean |log error|: the fit checked on samples
  * it never saw.  No calibration, no file written.
  *
+ * -r R (with -f or -m) repeats the whole series R times (1-9) and takes
+ * each sample's median: on a machine that changes speed from minute to
+ * minute, one series caught some sizes in another mode than the rest.
+ *
  * -f fits the parameters to whole collectives instead (model_fit.c): it
  * times every algorithm of -a (default: the ring, the tree and
  * halving-doubling on one node; the ring, both hierarchical forms and
@@ -167,26 +171,44 @@ static int fit_algos(const struct hring_comm *comm, const char *list, int *algos
   return n;
 }
 
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
 /* Times the algorithms at lo, 2 lo, 4 lo ... hi into x (p's predictions
- * size the batches); the number of samples, or -1. */
+ * size the batches), reps times over, each sample's median; the number of
+ * samples, or -1.  Every repetition goes through all of them in turn, so
+ * each sample's times are spread over the run, not taken back to back. */
+#define MAX_REPS 9
 static int measure(hring_comm_t comm, const hring_model_params_t *p, const int *algos, int na,
-                   size_t lo, size_t hi, hring_model_sample_t *x) {
+                   size_t lo, size_t hi, int reps, hring_model_sample_t *x) {
   float *in, *out;
   if (alloc_bufs(hi, &in, &out)) return -1;
+  static double t[MAX_REPS][FIT_MAX_SAMPLES];
   int nx = 0, saved = comm->algo_forced;
-  for (int i = 0; i < na && nx >= 0; i++)
-    for (size_t b = lo; b <= hi && nx < FIT_MAX_SAMPLES; b *= 2) {
-      comm->algo_forced = algos[i];
-      hring_model_shape_t s;
-      hring__model_shape_of(comm, &s);
-      s.chunk = chunk_of(comm, algos[i], b);
-      double t = time_op(comm, in, out, b, hring__model_predict(p, &s, algos[i], b));
-      if (t < 0) {
-        nx = -1;
-        break;
+  for (int r = 0; r < reps && nx >= 0; r++) {
+    nx = 0;
+    for (int i = 0; i < na && nx >= 0; i++)
+      for (size_t b = lo; b <= hi && nx < FIT_MAX_SAMPLES; b *= 2) {
+        comm->algo_forced = algos[i];
+        hring_model_shape_t s;
+        hring__model_shape_of(comm, &s);
+        s.chunk = chunk_of(comm, algos[i], b);
+        t[r][nx] = time_op(comm, in, out, b, hring__model_predict(p, &s, algos[i], b));
+        if (t[r][nx] < 0) {
+          nx = -1;
+          break;
+        }
+        x[nx++] = (hring_model_sample_t){algos[i], b, s, 0};
       }
-      x[nx++] = (hring_model_sample_t){algos[i], b, s, t};
-    }
+  }
+  for (int k = 0; k < nx; k++) {
+    double v[MAX_REPS];
+    for (int r = 0; r < reps; r++) v[r] = t[r][k];
+    qsort(v, (size_t)reps, sizeof v[0], cmp_double);
+    x[k].seconds = reps % 2 ? v[reps / 2] : 0.5 * (v[reps / 2 - 1] + v[reps / 2]);
+  }
   comm->algo_forced = saved;
   free(in), free(out);
   return nx;
@@ -216,11 +238,11 @@ static void print_samples(const hring_model_params_t *p, const hring_model_sampl
  * lo * 4^i and prints predicted against measured for all, the others
  * marked as the check. */
 static int fit(hring_comm_t comm, hring_model_params_t *p, const char *list, size_t lo,
-               size_t hi) {
+               size_t hi, int reps) {
   int algos[FIT_MAX_ALGOS], na = fit_algos(comm, list, algos);
   if (na < 0) return 1;
   static hring_model_sample_t x[FIT_MAX_SAMPLES];
-  int nx = measure(comm, p, algos, na, lo, hi, x);
+  int nx = measure(comm, p, algos, na, lo, hi, reps, x);
   if (nx < 0) return 1;
   /* Fit on every other size (lo * 4^i); the rest checks the fit. */
   hring_model_sample_t train[FIT_MAX_SAMPLES];
@@ -234,8 +256,8 @@ static int fit(hring_comm_t comm, hring_model_params_t *p, const char *list, siz
   if (s.nnodes <= 1) fixed |= 7u << 3; /* one node */
   double err = hring__model_fit(p, train, nt, fixed);
   if (comm->rank == 0) {
-    printf("fit: %d ranks, %d node(s), %d samples (mean |log error| %.3f); time per op in us\n",
-           s.nranks, s.nnodes, nt, err);
+    printf("fit: %d ranks, %d node(s), %d samples (median of %d; mean |log error| %.3f); time "
+           "per op in us\n", s.nranks, s.nnodes, nt, reps, err);
     print_samples(p, x, nx, lo, 1);
   }
   return 0;
@@ -244,11 +266,11 @@ static int fit(hring_comm_t comm, hring_model_params_t *p, const char *list, siz
 /* -m FILE: the parameters of FILE against this run's times, none of them
  * fitted (a file fitted in an earlier run is checked on new samples). */
 static int held_out(hring_comm_t comm, const hring_model_params_t *p, const char *list,
-                    const char *file, size_t lo, size_t hi) {
+                    const char *file, size_t lo, size_t hi, int reps) {
   int algos[FIT_MAX_ALGOS], na = fit_algos(comm, list, algos);
   if (na < 0) return 1;
   static hring_model_sample_t x[FIT_MAX_SAMPLES];
-  int nx = measure(comm, p, algos, na, lo, hi, x);
+  int nx = measure(comm, p, algos, na, lo, hi, reps, x);
   if (nx < 0) return 1;
   if (comm->rank != 0) return 0;
   double err = 0;
@@ -258,8 +280,9 @@ static int held_out(hring_comm_t comm, const hring_model_params_t *p, const char
     err += fabs(log(r));
     within += r >= 0.8 && r <= 1.25;
   }
-  printf("held-out: %s on %d ranks; %d samples, %d within 25%% (0.8-1.25), mean |log error| "
-         "%.3f; time per op in us\n", file, comm->nranks, nx, within, nx ? err / nx : 0.0);
+  printf("held-out: %s on %d ranks; %d samples (median of %d), %d within 25%% (0.8-1.25), mean "
+         "|log error| %.3f; time per op in us\n", file, comm->nranks, nx, reps, within,
+         nx ? err / nx : 0.0);
   print_samples(p, x, nx, lo, 0);
   return 0;
 }
@@ -275,7 +298,7 @@ static size_t parse_bytes(const char *v) {
 int main(int argc, char **argv) {
   const char *out = NULL;
   const char *algos = NULL, *model = NULL;
-  int quiet = 0, do_check = 0, do_fit = 0;
+  int quiet = 0, do_check = 0, do_fit = 0, reps = 1;
   size_t lo = 64 << 10, hi = 16 << 20;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) out = argv[++i];
@@ -283,14 +306,19 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "-c") == 0) do_check = 1;
     else if (strcmp(argv[i], "-f") == 0) do_fit = 1;
     else if (strcmp(argv[i], "-m") == 0 && i + 1 < argc) model = argv[++i];
+    else if (strcmp(argv[i], "-r") == 0 && i + 1 < argc) reps = atoi(argv[++i]);
     else if (strcmp(argv[i], "-a") == 0 && i + 1 < argc) algos = argv[++i];
     else if (strcmp(argv[i], "-b") == 0 && i + 1 < argc) lo = parse_bytes(argv[++i]);
     else if (strcmp(argv[i], "-e") == 0 && i + 1 < argc) hi = parse_bytes(argv[++i]);
     else {
       fprintf(stderr, "usage: hring-run -n N %s [-o FILE] [-q] [-c | -f [-a ALGO,...] | -m FILE [-a ALGO,...]] "
-                      "[-b MIN] [-e MAX]\n", argv[0]);
+                      "[-r 1-%d] [-b MIN] [-e MAX]\n", argv[0], MAX_REPS);
       return 2;
     }
+  }
+  if (reps < 1 || reps > MAX_REPS) {
+    fprintf(stderr, "hring-tune: -r takes 1 to %d repetitions\n", MAX_REPS);
+    return 2;
   }
   if (lo < sizeof(float) || hi < lo) {
     fprintf(stderr, "hring-tune: need sizes 4 <= -b <= -e (a number, K, M or G)\n");
@@ -309,7 +337,7 @@ int main(int argc, char **argv) {
     int32_t ok = hring__model_load(model, &p) == HRING_SUCCESS, all = ok;
     if (!ok) fprintf(stderr, "hring-tune: %s\n", hring_last_error());
     r = hring_allreduce(&all, &all, 1, HRING_INT32, HRING_MIN, comm, NULL);
-    int rc = r != HRING_SUCCESS || !all || held_out(comm, &p, algos, model, lo, hi) != 0;
+    int rc = r != HRING_SUCCESS || !all || held_out(comm, &p, algos, model, lo, hi, reps) != 0;
     hring_comm_destroy(comm);
     return rc;
   }
@@ -319,7 +347,7 @@ int main(int argc, char **argv) {
   /* The fit starts from the ping-pong figures; every rank fits the same
    * samples (max over ranks) the same way, so all hold the same result. */
   int rc = 0, calibrated = r == HRING_SUCCESS;
-  if (calibrated && do_fit && fit(comm, &p, algos, lo, hi) != 0) rc = 1, calibrated = 0;
+  if (calibrated && do_fit && fit(comm, &p, algos, lo, hi, reps) != 0) rc = 1, calibrated = 0;
   clock_gettime(CLOCK_MONOTONIC, &t1);
   if (rc) {
     /* fit() said why */
