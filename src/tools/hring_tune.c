@@ -311,8 +311,10 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "-b") == 0 && i + 1 < argc) lo = parse_bytes(argv[++i]);
     else if (strcmp(argv[i], "-e") == 0 && i + 1 < argc) hi = parse_bytes(argv[++i]);
     else {
-      fprintf(stderr, "usage: hring-run -n N %s [-o FILE] [-q] [-c | -f [-a ALGO,...] | -m FILE [-a ALGO,...]] "
-                      "[-r 1-%d] [-b MIN] [-e MAX]\n", argv[0], MAX_REPS);
+      fprintf(stderr,
+              "usage: hring-run -n N %s [-o FILE] [-q] [-c | -f [-a ALGO,...] | -m FILE "
+              "[-a ALGO,...]] [-r 1-%d] [-b MIN] [-e MAX]\n",
+              argv[0], MAX_REPS);
       return 2;
     }
   }

@@ -304,8 +304,9 @@ HTEST(model_tune_tool_checks_a_file, 60) {
   hring_model_params_t p = params();
   p.intra.beta /= 100, p.intra.gamma /= 100, p.intra.alpha /= 100, p.mem.beta /= 100;
   HREQUIRE(hring__model_save(file, &p, "test") == HRING_SUCCESS, "save: %s", hring_last_error());
-  snprintf(cmd, sizeof cmd, "%s/hring-run -n 2 %s/hring-tune -m %s -a ring,tree -b 64K -e 128K > %s",
-           mp_bindir(), mp_bindir(), file, out);
+  snprintf(cmd, sizeof cmd,
+           "%s/hring-run -n 2 %s/hring-tune -m %s -a ring,tree -b 64K -e 128K > %s", mp_bindir(),
+           mp_bindir(), file, out);
   int rc = system(cmd);
   HCHECK(rc == 0, "'%s' exited with %d", cmd, rc);
   FILE *f = fopen(out, "r");
@@ -316,7 +317,8 @@ HTEST(model_tune_tool_checks_a_file, 60) {
     const char *l = strstr(line, "] ") ? strstr(line, "] ") + 2 : line;
     size_t bytes;
     double pred, meas, ratio;
-    if (sscanf(l, "held-out: %*s on 2 ranks; %d samples (median of 1), %d within", &n, &within) == 2)
+    if (sscanf(l, "held-out: %*s on 2 ranks; %d samples (median of 1), %d within", &n,
+               &within) == 2)
       summary = 1;
     if (sscanf(l, "%31s %zu %31s %lf %lf %lf", algo, &bytes, set, &pred, &meas, &ratio) == 6 &&
         !strcmp(set, "held-out")) {
