@@ -318,6 +318,10 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
+  if (model && (do_fit || do_check || out)) {
+    fprintf(stderr, "hring-tune: -m checks a file: it takes no -f, -c or -o\n");
+    return 2;
+  }
   if (reps < 1 || reps > MAX_REPS) {
     fprintf(stderr, "hring-tune: -r takes 1 to %d repetitions\n", MAX_REPS);
     return 2;
