@@ -77,10 +77,10 @@ static hring_result_t read_tune(struct hring_comm *comm) {
   if (!online && mode && strcasecmp(mode, "off") != 0)
     return hring__err(HRING_ERR_INVALID_ARGUMENT, "HRING_TUNE=%s: unknown (off, online)", mode);
   int64_t reps = hring__cfg_int(HRING_CFG_TUNE_REPS), max = hring__cfg_int(HRING_CFG_TUNE_MAX);
-  if (online && (reps < 1 || reps > 16 || max < 0))
+  if (online && (reps < 1 || reps > HRING_TUNE_MAX_REPS || max < 0))
     return hring__err(HRING_ERR_INVALID_ARGUMENT,
-                      "HRING_TUNE_REPS=%lld, HRING_TUNE_MAX=%lld: need 1-16 trials and a size >= 0",
-                      (long long)reps, (long long)max);
+                      "HRING_TUNE_REPS=%lld, HRING_TUNE_MAX=%lld: need 1-%d trials and a size >= 0",
+                      (long long)reps, (long long)max, HRING_TUNE_MAX_REPS);
   comm->tune_max = online ? max : 0;
   comm->tune_reps = online ? (int)reps : 1;
   return HRING_SUCCESS;
@@ -165,7 +165,7 @@ hring_result_t hring__allreduce_run(struct hring_comm *comm, const hring_coll_ar
   uint64_t t0 = hring__now_ns();
   hring_result_t r = run_algo(comm, &a, algo, bytes);
   if (r == HRING_SUCCESS)
-    r = hring__tune_record(comm, bytes, algo, 1e-9 * (double)(hring__now_ns() - t0));
+    r = hring__tune_record(comm, bytes, 1e-9 * (double)(hring__now_ns() - t0));
   return r;
 }
 

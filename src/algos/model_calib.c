@@ -24,6 +24,7 @@
 #include "algos/model.h"
 #include "algos/reduce.h"
 #include "core/error.h"
+#include "core/stats.h"
 #include "core/wait.h"
 
 /* Round trips per size: enough for a stable quartile on a noisy 2-vCPU guest,
@@ -59,13 +60,8 @@ void hring__model_shape_of(const struct hring_comm *comm, hring_model_shape_t *s
   s->cores = comm->cores_min;
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 static double lower_quartile(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  hring__sort_doubles(v, n);
   return v[n / 4];
 }
 

@@ -12,10 +12,10 @@
 #include "algos/choose.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/stats.h"
 
 #define CLASSES 65 /* ceil(log2(bytes)): 0..64 */
 #define MAX_CAND 5 /* the rule's or model's pick and the model's next four */
-#define MAX_REPS 16 /* rounds of trials */
 /* A trial is a block of calls in a row, the first untimed, long enough to
  * span some scheduling slices: one call timed alone after another
  * algorithm ran measured its latency from a standing start, and with 4
@@ -37,7 +37,7 @@ struct tune_class {
   int cand[MAX_CAND];
   int block; /* calls per trial (block_of) */
   int calls; /* trial calls made */
-  double t[MAX_CAND][MAX_REPS]; /* seconds per block's timed calls */
+  double t[MAX_CAND][HRING_TUNE_MAX_REPS]; /* seconds per block's timed calls */
 };
 
 struct hring_tuner {
@@ -105,12 +105,7 @@ int hring__tune_pick(struct hring_comm *comm, size_t bytes, int *trial) {
   return a;
 }
 
-static int cmp_double(const void *x, const void *y) {
-  double a = *(const double *)x, b = *(const double *)y;
-  return a < b ? -1 : a > b;
-}
-
-hring_result_t hring__tune_record(struct hring_comm *comm, size_t bytes, int algo, double secs) {
+hring_result_t hring__tune_record(struct hring_comm *comm, size_t bytes, double secs) {
   struct hring_tuner *t = comm->tuner;
   int c = class_of(bytes), reps = comm->tune_reps;
   double med[MAX_CAND];
@@ -118,13 +113,9 @@ hring_result_t hring__tune_record(struct hring_comm *comm, size_t bytes, int alg
   struct tune_class *k = &t->cls[c];
   const int b = k->block;
   int i = k->calls / b % k->ncand, r = k->calls / (b * k->ncand), last;
-  if (k->cand[i] == algo && r < MAX_REPS && k->calls % b) k->t[i][r] += secs;
+  if (k->calls % b) k->t[i][r] += secs; /* r < reps <= HRING_TUNE_MAX_REPS */
   last = ++k->calls == k->ncand * b * reps;
-  for (int j = 0; last && j < k->ncand; j++) {
-    qsort(k->t[j], (size_t)reps, sizeof k->t[j][0], cmp_double);
-    med[j] = (reps % 2 ? k->t[j][reps / 2] : 0.5 * (k->t[j][reps / 2 - 1] + k->t[j][reps / 2])) /
-             (b - 1);
-  }
+  for (int j = 0; last && j < k->ncand; j++) med[j] = hring__median(k->t[j], reps) / (b - 1);
   int ncand = k->ncand;
   pthread_mutex_unlock(&t->mu);
   if (!last) return HRING_SUCCESS;

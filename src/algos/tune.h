@@ -19,6 +19,9 @@
 #include <stddef.h>
 #include "algos/algo.h"
 
+/* Most rounds of trials HRING_TUNE_REPS may ask for. */
+#define HRING_TUNE_MAX_REPS 16
+
 /* Sets up the tuner where the agreed settings ask for one (comm->tune_max
  * > 0); called after hring__choice_init. */
 hring_result_t hring__tune_init(struct hring_comm *comm);
@@ -31,9 +34,9 @@ void hring__tune_free(struct hring_comm *comm);
  * at its first call. */
 int hring__tune_pick(struct hring_comm *comm, size_t bytes, int *trial);
 
-/* Records that a trial of `algo` at `bytes` took `secs` on this rank; the
- * class's last trial agrees on its pick (a collective step among every
- * rank, inside the call that made the trial). */
-hring_result_t hring__tune_record(struct hring_comm *comm, size_t bytes, int algo, double secs);
+/* Records that the trial hring__tune_pick gave at `bytes` took `secs` on
+ * this rank; the class's last trial agrees on its pick (a collective step
+ * among every rank, inside the call that made the trial). */
+hring_result_t hring__tune_record(struct hring_comm *comm, size_t bytes, double secs);
 
 #endif

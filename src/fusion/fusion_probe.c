@@ -24,17 +24,13 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/stats.h"
 #include "core/wait.h"
 #include "fusion/fusion_impl.h"
 
 #define PROBE_MIN ((size_t)4096)
 #define PROBE_FACTOR 4
 #define LAUNCH_S 20e-6 /* queueing a request and waking the progress thread */
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
 
 /* Median seconds of reps allreduces of bytes bytes on this rank. */
 static hring_result_t time_size(struct hring_fusion *f, size_t bytes, int reps, double *out) {
@@ -45,7 +41,7 @@ static hring_result_t time_size(struct hring_fusion *f, size_t bytes, int reps, 
     HRING_CHECK(hring_allreduce(f->fused, f->fused, count, f->type, f->wire_op, f->comm, NULL));
     t[i] = (double)(hring__now_ns() - t0) * 1e-9;
   }
-  qsort(t, (size_t)reps, sizeof t[0], cmp_double);
+  hring__sort_doubles(t, reps);
   *out = t[reps / 2];
   return HRING_SUCCESS;
 }

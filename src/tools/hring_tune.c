@@ -43,6 +43,7 @@
 #include "algos/model.h"
 #include "core/comm.h"
 #include "core/config.h"
+#include "core/stats.h"
 #include "hring.h"
 
 static void print_params(const hring_model_params_t *p, const hring_model_shape_t *s) {
@@ -171,11 +172,6 @@ static int fit_algos(const struct hring_comm *comm, const char *list, int *algos
   return n;
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
 /* Times the algorithms at lo, 2 lo, 4 lo ... hi into x (p's predictions
  * size the batches), reps times over, each sample's median; the number of
  * samples, or -1.  Every repetition goes through all of them in turn, so
@@ -206,8 +202,7 @@ static int measure(hring_comm_t comm, const hring_model_params_t *p, const int *
   for (int k = 0; k < nx; k++) {
     double v[MAX_REPS];
     for (int r = 0; r < reps; r++) v[r] = t[r][k];
-    qsort(v, (size_t)reps, sizeof v[0], cmp_double);
-    x[k].seconds = reps % 2 ? v[reps / 2] : 0.5 * (v[reps / 2 - 1] + v[reps / 2]);
+    x[k].seconds = hring__median(v, reps);
   }
   comm->algo_forced = saved;
   free(in), free(out);
