@@ -154,17 +154,21 @@ static double rdouble(const hring_model_params_t *p, const hring_model_shape_t *
  * and the recursive-doubling allgather back up.  The first, largest halves
  * go to the farthest partners: across nodes, with every local rank on the
  * node's link at once.
- * mem (rule 6, as the cores pay it): a step's reduced window goes to the
- * output and is read back from it for the next step's send, and the
- * allgather sends from the output too, where the ring reduces into its
- * send slot and forwards from the slot it received (both in cache).  Per
- * byte sent, the reduce-scatter reads the window to send and its own half
- * and writes the sum (3 passes), the allgather reads and writes (2): 5
- * against the ring's 2 (reads its input, writes its output).  Rule 6
- * charges both algorithms 3 per byte (sent in each phase, reduced once);
- * Rabenseifner's 3 passes more are charged here, `mem` per byte each: in
- * the cache too (held-out samples on 4 ranks ran 1.4-1.9x its prediction
- * from 128 KiB to 1 MiB when only misses were charged). */
+ * mem (rule 6, as the cores pay it): passes over memory per rank, counted
+ * in the code.  Rabenseifner sends every half from where it lies (the
+ * input, then the output), 2 passes per byte sent, reduces into the output
+ * (3: two reads, one write), and copies each half it gathers out of the
+ * slot (2): 5 per byte of the reduce-scatter, 4 of the allgather,
+ * 9 (1 - 1/P') n.  The ring (group.c) reduces straight into its send slot
+ * and writes the result and the forwarded copy in the pass that makes them:
+ * 2 for its first send, 3 per middle step, 4 for its last reduction, 3 per
+ * forward and 2 for the last copy, (6 - 4/P) n.  So Rabenseifner makes
+ * (3 - 5/P') n passes more: 0.5 n on 2 ranks (one step each way: the same
+ * work but for the ring's fused write), 1.75 n on 4, 2.375 n on 8.  Each
+ * costs `mem`, in the cache too (held-out samples on 4 ranks ran 1.4-1.9x
+ * its prediction from 128 KiB to 1 MiB when only misses were charged;
+ * charged 3 (1 - 1/P') n, 2 ranks' fits ran the ring 1.1-1.4x its
+ * prediction, the fit pulled between the two). */
 static double rabenseifner(const hring_model_params_t *p, const hring_model_shape_t *s, double n,
                            double mem) {
   const int P = s->nranks, steps = log2_floor(P);
@@ -177,7 +181,7 @@ static double rabenseifner(const hring_model_params_t *p, const hring_model_shap
     double c = nchunks(piece, s->chunk);
     t += 2.0 * (c * l->alpha + piece * l->beta * share) + piece * l->gamma;
   }
-  t += 3.0 * (n - piece) * mem; /* n - piece: the bytes a rank sends per phase */
+  t += (3.0 * n - 5.0 * piece) * mem; /* piece = n / P' */
   if (P != (1 << steps)) t += fold(p, s, n);
   return t;
 }
@@ -238,9 +242,9 @@ double hring__model_predict(const hring_model_params_t *p0, const hring_model_sh
     case HRING_ALGO_DIRECT: return direct(p, s, n);
     case HRING_ALGO_EXCHANGE: return exchange(p, s, n);
     case HRING_ALGO_RDOUBLE: return rdouble(p, s, n);
-    /* Rabenseifner's 3 extra passes over each byte it sends (below): a
-     * copy within the cache costs half a byte through a shm slot (copied
-     * in and out), from memory rule 6's penalty on top. */
+    /* Rabenseifner's extra passes over memory (above): a pass within the
+     * cache costs half a byte through a shm slot (copied in and out), from
+     * memory rule 6's penalty on top. */
     case HRING_ALGO_RABENSEIFNER: return rabenseifner(p, s, n, (0.5 * p0->intra.beta + mem) * fa);
     case HRING_ALGO_TREE: return hring__model_tree(p, s, n);
     case HRING_ALGO_HIER: return hring__model_hier(p, &lead, s, n);

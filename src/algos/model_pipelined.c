@@ -55,6 +55,15 @@ static int tree_children(int P, int d) {
   return (2 * first + 2 < P) + (2 * first + 1 < P);
 }
 
+/* Ranks busy in level d of the heap of P ranks: the parents at depth d
+ * that have a child, and those children. */
+static int level_ranks(int P, int d) {
+  int busy = 0;
+  for (int r = (1 << d) - 1; r < (2 << d) - 1 && 2 * r + 1 < P; r++)
+    busy += 1 + (2 * r + 2 < P ? 2 : 1);
+  return busy;
+}
+
 /* Tree (tree.c): the heap over all ranks rooted at rank 0 (children of r:
  * 2r+1 and 2r+2, depth floor(log2 P)), chunks reduced up and broadcast down
  * at once.  A message of level d (between a parent at depth d and a child)
@@ -75,7 +84,11 @@ static void tree_stages(const hring_model_params_t *p, const hring_model_shape_t
     const int load = tree_level_load(P, k, d), c = tree_children(P, d);
     const hring_model_level_t *l = load > 0 ? &p->inter : &p->intra;
     const double bytes = load > 0 ? load * m : m; /* through the busiest link */
-    *fill += 2 * (l->alpha + bytes * l->beta) + c * m * l->gamma;
+    double one = 2 * (l->alpha + bytes * l->beta) + c * m * l->gamma;
+    /* The fill moves one level at a time: on one node only that level's
+     * parents and children are busy, so rule 5's factor is theirs. */
+    if (load == 0 && f > 1 && s->nnodes <= 1) one *= hring__model_cpu_share(s, level_ranks(P, d)) / f;
+    *fill += one;
     /* Messages each way: the children's, and the parent's but at the root
      * (as in the ring, a message in and one out count once). */
     const int msgs = d == 0 ? c : c + 1;

@@ -387,25 +387,51 @@ HTEST(model_rabenseifner_memory_passes, 10) {
   hring_model_shape_t s = hring__model_shape(8, 1, 65536);
   const size_t n = 64u << 20; /* ws = 2 * 8 * 64 MiB: 1 - cache / ws = 1023/1024 */
   const double miss = 1e-10 * (1.0 - 1.0 / 1024), sent = 7.0 / 8 * (double)n;
+  /* Passes over memory counted in the code, per rank: Rabenseifner
+   * 9 (1 - 1/P) n, the ring (6 - 4/P) n, so (3 - 5/P) n more: 2.375 n at
+   * P = 8, on top of rule 6's 3 per byte sent. */
+  const double extra = (3.0 - 5.0 / 8) * (double)n;
   double ring = hring__model_predict(&p, &s, HRING_ALGO_RING, n);
   double rab = hring__model_predict(&p, &s, HRING_ALGO_RABENSEIFNER, n);
   HCHECK(fabs(ring - 3 * sent * miss) < 1e-9 * ring, "ring %.6g s, want %.6g", ring,
          3 * sent * miss);
-  HCHECK(fabs(rab - 6 * sent * miss) < 1e-9 * rab, "rabenseifner %.6g s, want %.6g", rab,
-         6 * sent * miss);
+  HCHECK(fabs(rab - (3 * sent + extra) * miss) < 1e-9 * rab, "rabenseifner %.6g s, want %.6g",
+         rab, (3 * sent + extra) * miss);
   p.mem.beta = 0; /* within the cache both cost nothing here */
   HCHECK(hring__model_predict(&p, &s, HRING_ALGO_RABENSEIFNER, n) == 0,
          "no memory cost: rabenseifner should cost 0");
-  /* In the cache the 3 passes cost a copy each: half a byte through a
-   * slot (intra beta), so with beta alone Rabenseifner pays 2 + 1.5 beta
-   * per byte sent, the ring 2. */
+  /* In the cache each pass costs a copy: half a byte through a slot
+   * (intra beta), so with beta alone the ring pays 2 beta per byte sent
+   * and Rabenseifner extra / 2 beta more. */
   hring_model_params_t b = {{0, 1e-10, 0}, {0, 0, 0}, {1e12, 0}};
   ring = hring__model_predict(&b, &s, HRING_ALGO_RING, n);
   rab = hring__model_predict(&b, &s, HRING_ALGO_RABENSEIFNER, n);
-  HCHECK(fabs(rab - 3.5 * sent * 1e-10) < 1e-9 * rab, "in cache: rabenseifner %.6g s, want %.6g",
-         rab, 3.5 * sent * 1e-10);
+  double want = (2 * sent + extra / 2) * 1e-10;
+  HCHECK(fabs(rab - want) < 1e-9 * rab, "in cache: rabenseifner %.6g s, want %.6g", rab, want);
   HCHECK(fabs(ring - 2 * sent * 1e-10) < 1e-9 * ring, "in cache: ring %.6g s, want %.6g", ring,
          2 * sent * 1e-10);
+  /* Two ranks: both make 4.5 n passes but for the one step's half, 0.5 n. */
+  hring_model_shape_t two = hring__model_shape(2, 1, 65536);
+  double d2 = hring__model_predict(&b, &two, HRING_ALGO_RABENSEIFNER, n) -
+              hring__model_predict(&b, &two, HRING_ALGO_RING, n);
+  HCHECK(fabs(d2 - 0.25 * (double)n * 1e-10) < 1e-6 * d2, "two ranks: %.6g s more, want %.6g", d2,
+         0.25 * (double)n * 1e-10);
+}
+
+/* Rule 5 in the tree's fill: the first chunk climbs and descends one level
+ * at a time, so each level costs the factor of its own busy ranks.  8 ranks
+ * on 2 cores, one chunk, alpha alone: levels of 3, 6 and 2 busy ranks
+ * (factors 1.5, 3, 1), 2 alpha each, against 4 for all 8. */
+HTEST(model_tree_fill_shares_cores_by_level, 10) {
+  hring_model_params_t p = {{10e-6, 0, 0}, {0, 0, 0}, {0, 0}};
+  hring_model_shape_t s = hring__model_shape(8, 1, 65536);
+  s.mranks = 8, s.cores = 2;
+  double t = hring__model_predict(&p, &s, HRING_ALGO_TREE, 65536);
+  double want = 2 * 10e-6 * (1.5 + 3 + 1);
+  HCHECK(fabs(t - want) < 1e-9, "tree fill %.3f us, want %.3f", t * 1e6, want * 1e6);
+  s.cores = 8; /* a core per rank: no factor */
+  t = hring__model_predict(&p, &s, HRING_ALGO_TREE, 65536);
+  HCHECK(fabs(t - 2 * 10e-6 * 3) < 1e-9, "tree fill %.3f us with a core each", t * 1e6);
 }
 
 /* Rule 5: ranks outnumbering their machine's cores take turns, so alpha
