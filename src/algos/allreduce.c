@@ -5,6 +5,7 @@
  */
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -86,6 +87,65 @@ static hring_result_t read_tune(struct hring_comm *comm) {
   return HRING_SUCCESS;
 }
 
+/* What decides the schedule a call runs, or how it cuts the vector, must
+ * be set alike on every rank: ranks that differ would run different
+ * schedules into each other and wait for messages that never come.  So
+ * these settings are compared once at creation, and a difference fails
+ * the init on every rank, naming it. */
+typedef struct {
+  int64_t algo, chunk, small, stage;
+  uint64_t model;
+} settings_t;
+
+static hring_result_t settings_differ(const char *what, int p, const char *v0, const char *vp) {
+  return hring__err(HRING_ERR_INVALID_ARGUMENT,
+                    "comm init: %s differs between ranks (rank 0: %s, rank %d: %s); every rank "
+                    "must set it alike",
+                    what, v0, p, vp);
+}
+
+static hring_result_t compare_settings(const settings_t *all, int nranks) {
+  char a[32], b[32];
+  for (int p = 1; p < nranks; p++) {
+    const settings_t *z = &all[0], *x = &all[p];
+    if (x->algo != z->algo)
+      return settings_differ("HRING_ALGO", p, hring__algo_names[z->algo], hring__algo_names[x->algo]);
+    const struct {
+      const char *name;
+      int64_t v0, vp;
+    } ints[] = {{"HRING_CHUNK_SIZE", z->chunk, x->chunk},
+                {"HRING_SMALL_MAX", z->small, x->small},
+                {"HRING_CUDA_STAGE_CHUNK", z->stage, x->stage}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+      if (ints[i].v0 != ints[i].vp) {
+        snprintf(a, sizeof a, "%lld", (long long)ints[i].v0);
+        snprintf(b, sizeof b, "%lld", (long long)ints[i].vp);
+        return settings_differ(ints[i].name, p, a, b);
+      }
+    if (x->model != z->model)
+      return hring__err(HRING_ERR_INVALID_ARGUMENT,
+                        "comm init: the cost model's parameters (HRING_MODEL_FILE, else the "
+                        "built-in ones) differ between rank 0 and rank %d; every rank must load "
+                        "the same",
+                        p);
+  }
+  return HRING_SUCCESS;
+}
+
+static hring_result_t agree_settings(struct hring_comm *comm) {
+  if (comm->nranks == 1) return HRING_SUCCESS;
+  int64_t stage = hring__cfg_int(HRING_CFG_CUDA_STAGE_CHUNK);
+  settings_t mine = {comm->algo_forced, comm->chunk_size, comm->small_max,
+                     stage >= HRING_DEV_STAGE_MIN ? stage : HRING_DEV_STAGE_MIN,
+                     hring__choice_digest(comm)};
+  settings_t *all = calloc((size_t)comm->nranks, sizeof *all);
+  if (!all) return hring__err(HRING_ERR_NO_MEMORY, "comm init");
+  hring_result_t r = hring__bootstrap_allgather(comm->bs, &mine, all, sizeof mine);
+  if (r == HRING_SUCCESS) r = compare_settings(all, comm->nranks);
+  free(all);
+  return r;
+}
+
 hring_result_t hring__algo_comm_init(struct hring_comm *comm) {
   HRING_CHECK(read_tune(comm));
   HRING_CHECK(agree_layout(comm));
@@ -106,6 +166,7 @@ hring_result_t hring__algo_comm_init(struct hring_comm *comm) {
   comm->chunk_size = hring__cfg_int(HRING_CFG_CHUNK_SIZE);
   comm->nt_min = hring__cfg_int(HRING_CFG_NT_MIN);
   HRING_CHECK(hring__choice_init(comm));
+  HRING_CHECK(agree_settings(comm));
   return hring__tune_init(comm);
 }
 

@@ -20,6 +20,7 @@
 #include "algos/tune.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "transport/transport.h"
 
@@ -50,6 +51,11 @@ hring_result_t hring__choice_init(struct hring_comm *comm) {
   hring__model_shape_of(comm, &c->shape);
   comm->choice = c;
   return HRING_SUCCESS;
+}
+
+uint64_t hring__choice_digest(const struct hring_comm *comm) {
+  const hring_model_params_t *p = &comm->choice->params;
+  return hring__fnv(HRING_FNV_SEED, p, sizeof *p);
 }
 
 void hring__choice_free(struct hring_comm *comm) {

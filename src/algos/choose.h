@@ -7,6 +7,8 @@
 #define HRING_CHOOSE_H
 
 #include <stddef.h>
+#include <stdint.h>
+
 #include "algos/algo.h"
 #include "core/comm.h"
 
@@ -14,6 +16,9 @@
  * comm; called once the layout is agreed.  A bad file fails the init. */
 hring_result_t hring__choice_init(struct hring_comm *comm);
 void hring__choice_free(struct hring_comm *comm);
+/* A digest of the cost model's parameters (the file or the built-in ones):
+ * the same on every rank, or ranks would choose differently. */
+uint64_t hring__choice_digest(const struct hring_comm *comm);
 
 /* The algorithm id (algo.h) for an allreduce of `bytes` bytes: the same on
  * every rank, since it depends only on agreed values. */

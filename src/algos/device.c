@@ -128,7 +128,7 @@ static hring_result_t state_create(struct hring_comm *comm, int dev) {
   const char *wait = hring__cfg_str(HRING_CFG_CUDA_WAIT);
   st->hostfn = wait && strcasecmp(wait, "hostfn") == 0;
   int64_t sc = hring__cfg_int(HRING_CFG_CUDA_STAGE_CHUNK);
-  st->stage_chunk = sc >= 4096 ? (size_t)sc : 4096;
+  st->stage_chunk = sc >= HRING_DEV_STAGE_MIN ? (size_t)sc : HRING_DEV_STAGE_MIN;
   pthread_mutex_init(&st->lock, NULL);
   pthread_cond_init(&st->cond, NULL);
   int old = -1;

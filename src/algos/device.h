@@ -13,6 +13,10 @@
 #include "algos/algo.h"
 #include "core/cuda.h"
 
+/* Staged allreduces are cut into chunks of HRING_CUDA_STAGE_CHUNK bytes,
+ * at least this many. */
+#define HRING_DEV_STAGE_MIN 4096
+
 /* Enqueues an allreduce of device buffers on `stream` (NULL: the default
  * stream).  dev is the device of the buffers. */
 hring_result_t hring__dev_allreduce(struct hring_comm *comm, const hring_coll_args_t *a,

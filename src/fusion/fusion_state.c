@@ -10,6 +10,7 @@
 #include "core/comm.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "fusion/fusion_impl.h"
 
@@ -133,20 +134,16 @@ void hring__fusion_copy_out(struct hring_fusion *f, int i) {
 }
 
 /* FNV-1a over what must be equal on every rank. */
-static uint64_t fnv(uint64_t h, const void *p, size_t len) {
-  const unsigned char *c = p;
-  for (size_t i = 0; i < len; i++) h = (h ^ c[i]) * 0x100000001b3ull;
-  return h;
-}
-
 hring_result_t hring__fusion_agree_counts(struct hring_fusion *f) {
   if (f->nranks == 1) return HRING_SUCCESS;
-  uint64_t h = 0xcbf29ce484222325ull;
-  h = fnv(h, &f->n, sizeof f->n);
-  h = fnv(h, f->bytes, sizeof(size_t) * (size_t)f->n);
+  uint64_t h = HRING_FNV_SEED;
+  h = hring__fnv(h, &f->n, sizeof f->n);
+  h = hring__fnv(h, f->bytes, sizeof(size_t) * (size_t)f->n);
   int32_t cfg[3] = {(int32_t)f->type, (int32_t)f->wire_op, f->mode};
-  h = fnv(h, cfg, sizeof cfg);
-  h = fnv(h, &f->threshold, sizeof f->threshold);
+  h = hring__fnv(h, cfg, sizeof cfg);
+  h = hring__fnv(h, &f->threshold, sizeof f->threshold);
+  /* Replanning is a collective at fixed steps: every rank replans alike. */
+  if (f->mode == HRING_FUSE_PLANNED) h = hring__fnv(h, &f->replan_every, sizeof f->replan_every);
   uint64_t *all = calloc((size_t)f->nranks, sizeof *all);
   if (!all) return hring__err(HRING_ERR_NO_MEMORY, "hring_fusion_create");
   hring_result_t r = hring_allgather(&h, all, 1, HRING_UINT64, f->comm, NULL);
@@ -157,8 +154,9 @@ hring_result_t hring__fusion_agree_counts(struct hring_fusion *f) {
   HRING_CHECK(r);
   if (bad >= 0)
     return hring__err(HRING_ERR_INVALID_ARGUMENT,
-                      "hring_fusion_create: rank %d registered other tensors, type, op or mode "
-                      "than rank 0 (every rank must register the same)",
+                      "hring_fusion_create: rank %d registered other tensors, type, op or mode, "
+                      "or set another HRING_FUSION_REPLAN, than rank 0 (every rank must register "
+                      "the same)",
                       bad);
   return HRING_SUCCESS;
 }

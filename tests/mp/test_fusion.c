@@ -231,6 +231,16 @@ static void bad_body(hring_comm_t comm, int rank, int n, void *arg) {
   HCHECK(hring_fusion_create(comm, 3, t, &o, &f) == HRING_ERR_INVALID_ARGUMENT,
          "rank %d: other sizes on rank 1 were accepted", rank);
   t[1].count = 1000;
+  /* Replanning is a collective at fixed steps: a rank that would replan at
+   * other steps is refused too. */
+  if (rank == 1) setenv("HRING_FUSION_REPLAN", "7", 1);
+  o.mode = "planned";
+  HCHECK(hring_fusion_create(comm, 3, t, &o, &f) == HRING_ERR_INVALID_ARGUMENT &&
+             strstr(hring_last_error(), "HRING_FUSION_REPLAN"),
+         "rank %d: another HRING_FUSION_REPLAN on rank 1 was accepted (%s)", rank,
+         hring_last_error());
+  unsetenv("HRING_FUSION_REPLAN");
+  o.mode = "ddp";
   HREQUIRE(hring_fusion_create(comm, 3, t, &o, &f) == HRING_SUCCESS, "create: %s",
            hring_last_error());
   HCHECK(hring_fusion_ready(f, -1) == HRING_ERR_INVALID_ARGUMENT, "tensor -1");
