@@ -4,6 +4,7 @@
 #include "algos/tune.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@ static int block_of(size_t hi) {
 enum { UNSEEN, TRYING, SETTLED };
 
 struct tune_class {
+  atomic_int settled; /* the pick once settled, else 0: read without the lock */
   int state;
   int ncand, pick;
   int cand[MAX_CAND];
@@ -83,6 +85,7 @@ static void start_class(struct hring_comm *comm, struct tune_class *k, int c, si
   k->block = block_of(hi);
   k->state = k->ncand > 1 ? TRYING : SETTLED;
   k->pick = k->cand[0];
+  if (k->state == SETTLED) atomic_store_explicit(&k->settled, k->pick, memory_order_release);
 }
 
 int hring__tune_pick(struct hring_comm *comm, size_t bytes, int *trial) {
@@ -90,8 +93,10 @@ int hring__tune_pick(struct hring_comm *comm, size_t bytes, int *trial) {
   if (trial) *trial = 0;
   if (!t || bytes > (size_t)comm->tune_max) return 0;
   int c = class_of(bytes), a;
-  pthread_mutex_lock(&t->mu);
   struct tune_class *k = &t->cls[c];
+  /* A settled class never changes again: its pick without the lock. */
+  if ((a = atomic_load_explicit(&k->settled, memory_order_acquire)) != 0) return a;
+  pthread_mutex_lock(&t->mu);
   if (k->state == UNSEEN) start_class(comm, k, c, bytes);
   if (k->state == TRYING && k->calls < k->ncand * k->block * comm->tune_reps) {
     /* One block per candidate in turn, round after round, so that every
@@ -132,6 +137,7 @@ hring_result_t hring__tune_record(struct hring_comm *comm, size_t bytes, double 
   pthread_mutex_lock(&t->mu);
   k->pick = k->cand[best];
   k->state = SETTLED;
+  atomic_store_explicit(&k->settled, k->pick, memory_order_release);
   pthread_mutex_unlock(&t->mu);
   char line[256]; /* once per class: cheap enough to build unlogged */
   int o = 0;
