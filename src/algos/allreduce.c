@@ -38,14 +38,14 @@ const char *const hring__algo_names[HRING_ALGO_COUNT] = {
 static hring_result_t agree_layout(struct hring_comm *comm) {
   typedef struct {
     uint64_t min_slot;
-    int32_t oversubscribed, machine_size, cores, tune_reps;
+    int32_t oversubscribed, machine_size, cores, tune_reps, tune_retry, pad;
     int64_t tune_max;
   } layout_t;
   size_t m = SIZE_MAX;
   for (int p = 0; p < comm->nranks; p++)
     if (comm->conns[p] && comm->conns[p]->slot_size < m) m = comm->conns[p]->slot_size;
   layout_t mine = {m, comm->oversubscribed, comm->machine_size, hring__topo_ncores(),
-                   (int32_t)comm->tune_reps, comm->tune_max},
+                   (int32_t)comm->tune_reps, comm->tune_retry, 0, comm->tune_max},
            *all = calloc((size_t)comm->nranks, sizeof *all);
   if (!all) return hring__err(HRING_ERR_NO_MEMORY, "comm init");
   hring_result_t r = hring__bootstrap_allgather(comm->bs, &mine, all, sizeof mine);
@@ -64,6 +64,7 @@ static hring_result_t agree_layout(struct hring_comm *comm) {
        * of the collective. */
       if (all[p].tune_max < comm->tune_max) comm->tune_max = all[p].tune_max;
       if (all[p].tune_reps < comm->tune_reps) comm->tune_reps = all[p].tune_reps;
+      if (all[p].tune_retry < comm->tune_retry) comm->tune_retry = all[p].tune_retry;
     }
   }
   free(all);
@@ -78,12 +79,17 @@ static hring_result_t read_tune(struct hring_comm *comm) {
   if (!online && mode && strcasecmp(mode, "off") != 0)
     return hring__err(HRING_ERR_INVALID_ARGUMENT, "HRING_TUNE=%s: unknown (off, online)", mode);
   int64_t reps = hring__cfg_int(HRING_CFG_TUNE_REPS), max = hring__cfg_int(HRING_CFG_TUNE_MAX);
+  int64_t retry = hring__cfg_int(HRING_CFG_TUNE_RETRY);
   if (online && (reps < 1 || reps > HRING_TUNE_MAX_REPS || max < 0))
     return hring__err(HRING_ERR_INVALID_ARGUMENT,
                       "HRING_TUNE_REPS=%lld, HRING_TUNE_MAX=%lld: need 1-%d trials and a size >= 0",
                       (long long)reps, (long long)max, HRING_TUNE_MAX_REPS);
+  if (online && (retry < 0 || retry > HRING_TUNE_MAX_RETRY))
+    return hring__err(HRING_ERR_INVALID_ARGUMENT, "HRING_TUNE_RETRY=%lld: need 0-%d",
+                      (long long)retry, HRING_TUNE_MAX_RETRY);
   comm->tune_max = online ? max : 0;
   comm->tune_reps = online ? (int)reps : 1;
+  comm->tune_retry = online ? (int)retry : 0;
   return HRING_SUCCESS;
 }
 

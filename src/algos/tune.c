@@ -34,6 +34,7 @@ enum { UNSEEN, TRYING, SETTLED };
 
 struct tune_class {
   atomic_int settled; /* the pick once settled, else 0: read without the lock */
+  atomic_long left;   /* settled: calls before the trials run again; 0 never */
   int state;
   int ncand, pick;
   int cand[MAX_CAND];
@@ -88,15 +89,32 @@ static void start_class(struct hring_comm *comm, struct tune_class *k, int c, si
   if (k->state == SETTLED) atomic_store_explicit(&k->settled, k->pick, memory_order_release);
 }
 
+/* A settled class's trials once more, the pick first (it keeps its place
+ * unless beaten by more than 3%); f->mu held. */
+static void restart_class(struct tune_class *k) {
+  for (int i = 1; i < k->ncand; i++)
+    if (k->cand[i] == k->pick) k->cand[i] = k->cand[0], k->cand[0] = k->pick;
+  memset(k->t, 0, sizeof k->t);
+  k->calls = 0;
+  k->state = TRYING;
+  atomic_store_explicit(&k->settled, 0, memory_order_relaxed);
+}
+
 int hring__tune_pick(struct hring_comm *comm, size_t bytes, int *trial) {
   struct hring_tuner *t = comm->tuner;
   if (trial) *trial = 0;
   if (!t || bytes > (size_t)comm->tune_max) return 0;
   int c = class_of(bytes), a;
   struct tune_class *k = &t->cls[c];
-  /* A settled class never changes again: its pick without the lock. */
-  if ((a = atomic_load_explicit(&k->settled, memory_order_acquire)) != 0) return a;
+  /* A settled class's pick without the lock.  Only calls count towards
+   * the next trials (trial set; a rank's calls run one at a time), never
+   * hring_allreduce_algorithm's look, so every rank counts alike. */
+  if ((a = atomic_load_explicit(&k->settled, memory_order_acquire)) != 0 &&
+      (!trial || atomic_load_explicit(&k->left, memory_order_relaxed) == 0 ||
+       atomic_fetch_sub_explicit(&k->left, 1, memory_order_relaxed) > 1))
+    return a;
   pthread_mutex_lock(&t->mu);
+  if (k->state == SETTLED && trial) restart_class(k);
   if (k->state == UNSEEN) start_class(comm, k, c, bytes);
   if (k->state == TRYING && k->calls < k->ncand * k->block * comm->tune_reps) {
     /* One block per candidate in turn, round after round, so that every
@@ -137,6 +155,10 @@ hring_result_t hring__tune_record(struct hring_comm *comm, size_t bytes, double 
   pthread_mutex_lock(&t->mu);
   k->pick = k->cand[best];
   k->state = SETTLED;
+  /* The machine's modes last minutes: after retry times the trials' calls
+   * (about 1% more of them at the default 100), the class tries again. */
+  atomic_store_explicit(&k->left, (long)comm->tune_retry * k->ncand * b * reps,
+                        memory_order_relaxed);
   atomic_store_explicit(&k->settled, k->pick, memory_order_release);
   pthread_mutex_unlock(&t->mu);
   char line[256]; /* once per class: cheap enough to build unlogged */

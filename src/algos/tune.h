@@ -11,7 +11,10 @@
  * agree on the pick with one small allreduce (the slowest rank's median
  * per candidate), and every later call of the class runs it.  Every rank
  * makes the same calls in the same order, so every rank reaches that
- * agreement at the same call and settles on the same algorithm.
+ * agreement at the same call and settles on the same algorithm.  After
+ * HRING_TUNE_RETRY times as many calls as the trials took, the class's
+ * trials run again (counted in calls, so again at the same call on every
+ * rank).
  */
 #ifndef HRING_TUNE_H
 #define HRING_TUNE_H
@@ -21,6 +24,8 @@
 
 /* Most rounds of trials HRING_TUNE_REPS may ask for. */
 #define HRING_TUNE_MAX_REPS 16
+/* Largest HRING_TUNE_RETRY (times the trials' calls before trying again). */
+#define HRING_TUNE_MAX_RETRY 1000000
 
 /* Sets up the tuner where the agreed settings ask for one (comm->tune_max
  * > 0); called after hring__choice_init. */

@@ -68,6 +68,7 @@ struct hring_comm {
   struct hring_choice *choice; /* the allreduce chooser (algos/choose.h) */
   int64_t tune_max;            /* online choice up to this size; 0 off (agreed) */
   int tune_reps;               /* its trials per candidate (agreed) */
+  int tune_retry;              /* trials again after this many times their calls; 0 never (agreed) */
   struct hring_tuner *tuner;   /* the online choice (algos/tune.h), or NULL */
 
   uint64_t seq;                /* collectives issued so far */

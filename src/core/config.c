@@ -74,6 +74,9 @@ static const hring_cfg_entry_t table[HRING_CFG_COUNT] = {
     [HRING_CFG_TUNE_REPS] = {"HRING_TUNE_REPS", "5", "",
                              "online choice: rounds of trials per size class (1-16), each "
                              "9 to 65 calls in a row per candidate"},
+    [HRING_CFG_TUNE_RETRY] = {"HRING_TUNE_RETRY", "100", "",
+                              "online choice: a settled size class tries again after this many "
+                              "times as many calls as its trials took (0: never)"},
     [HRING_CFG_PROGRESS] = {"HRING_PROGRESS", "thread", "name",
                             "who moves nonblocking collectives: thread (a background thread per "
                             "communicator, asleep when idle) or caller (inside hring_test/wait)"},

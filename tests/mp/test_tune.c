@@ -113,26 +113,67 @@ HTEST(tune_online_across_nodes, 120) {
   unsetenv("MP_NODES");
 }
 
+/* HRING_TUNE_RETRY: a settled class tries again after that many times its
+ * trials' calls.  With 1, the name changes again once the class has run
+ * its pick for as many calls as the first trials took (a second round of
+ * trials starts with the pick, then changes to the next candidate); with
+ * 0 it never does.  Every result right, the same pick on every rank. */
+static void retry_body(hring_comm_t comm, int rank, int n, void *arg) {
+  (void)arg;
+  trace_t once, again;
+  setenv("HRING_TUNE_REPS", "1", 1);
+  setenv("HRING_TUNE_RETRY", "0", 1);
+  hring_comm_t c = split_with(comm, rank, "online", NULL);
+  run_calls(c, rank, n, &once);
+  hring_comm_destroy(c);
+  setenv("HRING_TUNE_RETRY", "1", 1);
+  c = split_with(comm, rank, "online", NULL);
+  run_calls(c, rank, n, &again);
+  check_same_everywhere(c, rank, again.settled);
+  hring_comm_destroy(c);
+  unsetenv("HRING_TUNE_RETRY");
+  unsetenv("HRING_TUNE_REPS");
+  const int block = 65; /* 512 bytes: block_of in tune.c */
+  HCHECK(once.changes >= 1 && once.last_change < 5 * block,
+         "rank %d: without re-trials the name changed %d times, last at call %d", rank,
+         once.changes, once.last_change);
+  HCHECK(again.last_change > once.last_change + block && again.changes > once.changes,
+         "rank %d: with HRING_TUNE_RETRY=1 the name last changed at call %d (%d changes), "
+         "without at %d (%d): no second round of trials",
+         rank, again.last_change, again.changes, once.last_change, once.changes);
+  if (rank == 0)
+    printf("  last change at call %d once, %d with re-trials (%d and %d changes)\n",
+           once.last_change + 1, again.last_change + 1, once.changes, again.changes);
+}
+
+HTEST(tune_online_tries_again, 120) {
+  HCHECK(mp_run(4, retry_body, NULL) == 0, "ranks failed");
+}
+
 /* Bad settings fail the init and say which. */
 HTEST(tune_bad_settings_refused, 30) {
-  static const char *const bad[][3] = {
-      {"bogus", "5", "HRING_TUNE=bogus"},
-      {"online", "0", "HRING_TUNE_REPS=0"},
-      {"online", "17", "HRING_TUNE_REPS=17"},
+  static const char *const bad[][4] = {
+      {"bogus", "5", "100", "HRING_TUNE=bogus"},
+      {"online", "0", "100", "HRING_TUNE_REPS=0"},
+      {"online", "17", "100", "HRING_TUNE_REPS=17"},
+      {"online", "5", "-1", "HRING_TUNE_RETRY=-1"},
+      {"online", "5", "1000001", "HRING_TUNE_RETRY=1000001"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     setenv("HRING_TUNE", bad[i][0], 1);
     setenv("HRING_TUNE_REPS", bad[i][1], 1);
+    setenv("HRING_TUNE_RETRY", bad[i][2], 1);
     hring_unique_id_t id;
     hring_comm_t c;
     HREQUIRE(hring_get_unique_id(&id) == HRING_SUCCESS, "id");
     hring_result_t r = hring_comm_init_rank(&c, 1, id, 0);
-    HCHECK(r == HRING_ERR_INVALID_ARGUMENT && strstr(hring_last_error(), bad[i][2]),
-           "%s: %s (%s)", bad[i][2], hring_strerror(r), hring_last_error());
+    HCHECK(r == HRING_ERR_INVALID_ARGUMENT && strstr(hring_last_error(), bad[i][3]),
+           "%s: %s (%s)", bad[i][3], hring_strerror(r), hring_last_error());
     if (r == HRING_SUCCESS) hring_comm_destroy(c);
   }
   unsetenv("HRING_TUNE");
   unsetenv("HRING_TUNE_REPS");
+  unsetenv("HRING_TUNE_RETRY");
 }
 
 /* Nonblocking allreduces run on the progress thread, where the tuner times
