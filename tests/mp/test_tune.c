@@ -177,23 +177,25 @@ HTEST(tune_bad_settings_refused, 30) {
 }
 
 /* Nonblocking allreduces run on the progress thread, where the tuner times
- * them, while this thread asks what runs (hring_allreduce_algorithm reads
- * the tuner's state): every result right, and the ranks end on the same
- * algorithm.  Its name starts with nonblocking_ so that CI runs it under
+ * them (and, with HRING_TUNE_RETRY=1, starts its trials again), while this
+ * thread asks what runs (hring_allreduce_algorithm reads the tuner's
+ * state): every result right, and the ranks end on the same algorithm.  Its name starts with nonblocking_ so that CI runs it under
  * ThreadSanitizer. */
 #define NB_BATCH 16
 static void nb_body(hring_comm_t comm, int rank, int n, void *arg) {
   (void)arg;
   setenv("HRING_TUNE_REPS", "1", 1);
+  setenv("HRING_TUNE_RETRY", "1", 1); /* the trials run again from call 650 */
   hring_comm_t on = split_with(comm, rank, "online", NULL);
   unsetenv("HRING_TUNE_REPS");
+  unsetenv("HRING_TUNE_RETRY");
   static int32_t in[NB_BATCH][COUNT], out[NB_BATCH][COUNT];
   for (int b = 0; b < NB_BATCH; b++)
     for (int i = 0; i < COUNT; i++) in[b][i] = (rank + 1) * (b + i % 3 + 1);
   const int32_t sum = n * (n + 1) / 2;
   int wrong = 0;
   const char *name = NULL;
-  for (int round = 0; round < 30; round++) { /* 480 calls: > 5 x 65 trials */
+  for (int round = 0; round < 60; round++) { /* 960 calls: trials, settled, trials again */
     hring_request_t req[NB_BATCH];
     for (int b = 0; b < NB_BATCH; b++) {
       HREQUIRE(hring_iallreduce(in[b], out[b], COUNT, HRING_INT32, HRING_SUM, on, &req[b]) ==
