@@ -38,25 +38,32 @@ const char *const hring__algo_names[HRING_ALGO_COUNT] = {
 static hring_result_t agree_layout(struct hring_comm *comm) {
   typedef struct {
     uint64_t min_slot;
-    int32_t oversubscribed, machine_size, cores, tune_reps, tune_retry, pad;
+    int32_t oversubscribed, machine_size, cores, tune_reps, tune_retry, tcp_within;
     int64_t tune_max;
   } layout_t;
   size_t m = SIZE_MAX;
-  for (int p = 0; p < comm->nranks; p++)
+  int32_t tcp_within = 0;
+  for (int p = 0; p < comm->nranks; p++) {
     if (comm->conns[p] && comm->conns[p]->slot_size < m) m = comm->conns[p]->slot_size;
+    if (comm->conns[p] && comm->conns[p]->ops == &hring__tcp_ops &&
+        comm->node_of[p] == comm->node)
+      tcp_within = 1;
+  }
   layout_t mine = {m, comm->oversubscribed, comm->machine_size, hring__topo_ncores(),
-                   (int32_t)comm->tune_reps, comm->tune_retry, 0, comm->tune_max},
+                   (int32_t)comm->tune_reps, comm->tune_retry, tcp_within, comm->tune_max},
            *all = calloc((size_t)comm->nranks, sizeof *all);
   if (!all) return hring__err(HRING_ERR_NO_MEMORY, "comm init");
   hring_result_t r = hring__bootstrap_allgather(comm->bs, &mine, all, sizeof mine);
   if (r == HRING_SUCCESS) {
     comm->min_slot = m;
     comm->oversub_any = 0;
+    comm->tcp_within_any = 0;
     comm->mranks_max = 0;
     comm->cores_min = INT32_MAX;
     for (int p = 0; p < comm->nranks; p++) {
       if (all[p].min_slot < comm->min_slot) comm->min_slot = (size_t)all[p].min_slot;
       comm->oversub_any |= all[p].oversubscribed != 0;
+      comm->tcp_within_any |= all[p].tcp_within != 0;
       if (all[p].machine_size > comm->mranks_max) comm->mranks_max = all[p].machine_size;
       if (all[p].cores < comm->cores_min) comm->cores_min = all[p].cores;
       /* The online choice runs only where every rank asked for it, with

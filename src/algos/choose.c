@@ -77,6 +77,18 @@ static int one_node_rule(const struct hring_comm *comm, size_t bytes) {
    * streaming; measured 1.2-1.7 GB/s against the ring's 0.9-1.1 at 1-64 MiB. */
   if (n == 2 && comm->conns[1 - comm->rank]->ops == &hring__tcp_ops)
     return allpairs ? HRING_ALGO_ALLPAIRS : HRING_ALGO_EXCHANGE;
+  /* More ranks of the node reaching each other by tcp (HRING_TRANSPORTS=tcp,
+   * or no shared memory; agreed): each message costs system calls and a
+   * trip through the kernel, so up to 128 KiB the fewest messages in a row
+   * win: recursive doubling (log2 n exchanges, the fold around them) with
+   * 3 to 6 ranks, the pipelined tree with 8; then the ring.  The rules
+   * below, measured over shm, picked allpairs and the direct exchange
+   * there, 1.2-3.4x slower than the best (docs/performance.md, eighth
+   * section). */
+  if (comm->tcp_within_any) {
+    if (bytes > 131072) return HRING_ALGO_RING;
+    return n < 8 ? HRING_ALGO_RDOUBLE : HRING_ALGO_TREE;
+  }
   /* Up to 2 KiB every rank sends its vector to every other at once: as
    * fast as recursive doubling or faster in 34 of 36 comparisons.  At 4
    * KiB with ranks outnumbering cores the two traded places with the

@@ -58,6 +58,7 @@ struct hring_comm {
   int oversubscribed;          /* more local ranks than cores */
   int oversub_any;             /* some machine is oversubscribed (the same on every rank) */
   int mranks_max, cores_min;   /* most ranks on one machine, fewest cores (agreed) */
+  int tcp_within_any;          /* some rank reaches a rank of its own node by tcp (agreed) */
 
   /* Tuning read once at creation (no getenv on the call path). */
   int algo_forced;             /* 0 auto, else an algorithm number (algo.h) */

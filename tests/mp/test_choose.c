@@ -226,6 +226,45 @@ HTEST(allreduce_algorithm_names_the_choice, 60) {
   HCHECK(mp_run(3, names_body, NULL) == 0, "ranks failed");
 }
 
+/* Ranks of one node that reach each other by tcp (HRING_TRANSPORTS=tcp on
+ * a split): up to 128 KiB recursive doubling with fewer than 8 ranks and
+ * the tree with 8, then the ring (choose.c), on every rank; the shm rules
+ * would name allpairs at 8 bytes.  An allreduce of 64 KiB is right. */
+static void tcp_names_body(hring_comm_t comm, int rank, int n, void *arg) {
+  (void)arg;
+  setenv("HRING_TRANSPORTS", "tcp", 1);
+  hring_comm_t c;
+  hring_result_t r = hring_comm_split(comm, 0, rank, &c);
+  unsetenv("HRING_TRANSPORTS");
+  HREQUIRE(r == HRING_SUCCESS, "split over tcp: %s", hring_last_error());
+  HCHECK(c->tcp_within_any, "rank %d: tcp within the node not seen", rank);
+  const char *small = n < 8 ? "rdouble" : "tree";
+  const struct {
+    size_t count;
+    const char *want;
+  } cases[] = {{2, small}, {16384, small}, {32768, small}, {32769, "ring"}, {1 << 18, "ring"}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *a = NULL;
+    HCHECK(hring_allreduce_algorithm(c, cases[i].count, HRING_FLOAT32, &a) == HRING_SUCCESS && a &&
+               strcmp(a, cases[i].want) == 0,
+           "rank %d of %d over tcp, %zu floats: %s, want %s", rank, n, cases[i].count,
+           a ? a : "(null)", cases[i].want);
+  }
+  static int32_t v[16384];
+  for (int i = 0; i < 16384; i++) v[i] = rank + i % 7;
+  HCHECK(hring_allreduce(v, v, 16384, HRING_INT32, HRING_SUM, c, NULL) == HRING_SUCCESS,
+         "allreduce: %s", hring_last_error());
+  int wrong = 0;
+  for (int i = 0; i < 16384; i++) wrong += v[i] != n * (n - 1) / 2 + n * (i % 7);
+  HCHECK(wrong == 0, "rank %d: %d wrong elements", rank, wrong);
+  hring_comm_destroy(c);
+}
+
+HTEST(choose_tcp_within_node, 90) {
+  HCHECK(mp_run(4, tcp_names_body, NULL) == 0, "4 ranks failed");
+  HCHECK(mp_run(8, tcp_names_body, NULL) == 0, "8 ranks failed");
+}
+
 /* hring-choice end to end: under hring-run, with auto and three forced
  * algorithms (one communicator each, split from the world), every result
  * is right and every size gets a row with auto's ratio, the algorithm auto
