@@ -90,7 +90,7 @@ static void start_class(struct hring_comm *comm, struct tune_class *k, int c, si
 }
 
 /* A settled class's trials once more, the pick first (it keeps its place
- * unless beaten by more than 3%); f->mu held. */
+ * unless beaten by more than 3%); the tuner's mu held. */
 static void restart_class(struct tune_class *k) {
   for (int i = 1; i < k->ncand; i++)
     if (k->cand[i] == k->pick) k->cand[i] = k->cand[0], k->cand[0] = k->pick;

@@ -86,6 +86,9 @@ static const hring_cfg_entry_t table[HRING_CFG_COUNT] = {
     [HRING_CFG_FUSION_REPLAN] = {"HRING_FUSION_REPLAN", "20", "steps",
                                  "fusion: steps between agreed re-measurements of the backward "
                                  "timing (the plan is recomputed when it drifted)"},
+    [HRING_CFG_FUSION_TRIAL] = {"HRING_FUSION_TRIAL", "2", "steps",
+                                "fusion: steps each candidate plan runs in the measured trial "
+                                "after a new plan (0 to 16; 0: the model's plan, untried)"},
 };
 
 const hring_cfg_entry_t *hring__cfg_table(void) { return table; }

@@ -415,6 +415,12 @@ double hring__request_run_time(hring_request_t q) {
   return q->end_ns > q->start_ns ? (double)(q->end_ns - q->start_ns) * 1e-9 : 0;
 }
 
+uint64_t hring__request_end_ns(hring_request_t q) {
+  if (!q || q->magic != REQUEST_MAGIC) return 0;
+  request_finish_wait(q);
+  return q->end_ns;
+}
+
 HRING_API hring_result_t hring_test(hring_request_t *req, int *done) {
   HRING_CHECK(request_check("hring_test", req));
   if (!done) return hring__err(HRING_ERR_INVALID_ARGUMENT, "hring_test: done is NULL");

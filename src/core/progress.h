@@ -54,6 +54,8 @@ void hring__progress_release(struct hring_comm *comm);
  * how long its collective ran on its executor (queueing excluded; 0 when
  * it never ran): what the fusion planner learns a bucket's cost from. */
 double hring__request_run_time(hring_request_t q);
+/* When its executor finished it (hring__now_ns's clock; waits first). */
+uint64_t hring__request_end_ns(hring_request_t q);
 
 /* Ends the engine.  drain (destroy; the handle is still registered and
  * held): every queued op runs or fails within its bounds first.  Without

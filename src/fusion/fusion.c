@@ -105,9 +105,12 @@ HRING_API hring_result_t hring_fusion_wait(hring_fusion_t f) {
   (void)launch_ready(f);
   pthread_mutex_unlock(&f->lock);
   hring_result_t first_err = f->error;
+  uint64_t last_end = 0;
   for (int b = 0; b < f->k; b++) {
     hring_result_t r = f->req_result[b];
     if (f->req[b]) {
+      uint64_t e = hring__request_end_ns(f->req[b]);
+      if (e > last_end) last_end = e;
       /* How long the bucket really took, set against the probe: the
        * planner's costs follow the conditions of real steps. */
       double ran = hring__request_run_time(f->req[b]);
@@ -125,6 +128,13 @@ HRING_API hring_result_t hring_fusion_wait(hring_fusion_t f) {
     hring__fusion_error(f, first_err);
     return first_err;
   }
+  /* Exposed: how long the last bucket ran on after the last tensor was
+   * ready (buckets done inside ready calls ended before it). */
+  double last_ready = 0;
+  for (int i = 0; i < f->n; i++)
+    if (f->ready_at[i] > last_ready) last_ready = f->ready_at[i];
+  double end = last_end > f->origin_ns ? (double)(last_end - f->origin_ns) * 1e-9 : 0;
+  f->last_exposed = end > last_ready ? end - last_ready : 0;
   /* The next step starts from scratch; the plan may change between steps
    * only (every bucket is done). */
   hring_result_t r = hring__fusion_step_done(f);
@@ -192,6 +202,10 @@ HRING_API hring_result_t hring_fusion_create(hring_comm_t comm, int n,
   struct hring_fusion *f = hring__fusion_alloc(comm, n, t, o);
   if (!f) return hring__err(HRING_ERR_NO_MEMORY, "hring_fusion_create: %d tensors", n);
   hring_result_t r = parse_mode(f, o->mode);
+  if (r == HRING_SUCCESS && f->mode == HRING_FUSE_PLANNED && f->trial_steps < 0)
+    r = hring__err(HRING_ERR_INVALID_ARGUMENT,
+                   "hring_fusion_create: HRING_FUSION_TRIAL=%s (steps per candidate plan, 0 to %d)",
+                   getenv("HRING_FUSION_TRIAL"), HRING_FUSION_TRIAL_MAX);
   /* Every rank must cut the same buckets: the counts are checked against
    * rank 0's. */
   if (r == HRING_SUCCESS) r = hring__fusion_agree_counts(f);

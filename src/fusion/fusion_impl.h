@@ -16,6 +16,8 @@
 #define HRING_DDP_CAP ((size_t)25 << 20)      /* and its bucket_cap_mb default */
 #define HRING_FUSION_WARMUP 3                 /* steps timed before the first plan */
 #define HRING_FUSION_MAX_PROBES 24
+#define HRING_FUSION_TRIAL_PLANS 3            /* candidate plans in one trial */
+#define HRING_FUSION_TRIAL_MAX 16             /* steps per candidate, at most */
 
 enum { HRING_FUSE_NONE, HRING_FUSE_THRESHOLD, HRING_FUSE_DDP, HRING_FUSE_PLANNED };
 
@@ -67,6 +69,18 @@ struct hring_fusion {
   double obs_sum;        /* sum of observed / probed bucket times since the last plan */
   int obs_n;
 
+  /* Measured trials of candidate plans after a replan (fusion_trial.c). */
+  int trial_steps;       /* per candidate (HRING_FUSION_TRIAL; 0: no trials) */
+  int trial_n;           /* candidates of the running trial; 0: none running */
+  int trial_pos;         /* its steps done */
+  int *trial_first;      /* [HRING_FUSION_TRIAL_PLANS * n] */
+  int trial_k[HRING_FUSION_TRIAL_PLANS];
+  double trial_end[HRING_FUSION_TRIAL_PLANS];
+  double trial_factor[HRING_FUSION_TRIAL_PLANS];
+  double trial_exposed[HRING_FUSION_TRIAL_PLANS * HRING_FUSION_TRIAL_MAX];
+  double bias;           /* the cost factor the last trial chose (1: the estimate) */
+  double last_exposed;   /* s the last bucket ran after the last ready tensor, last step */
+
   /* Timing over steps. */
   int64_t steps;         /* completed */
   int64_t replan_every;
@@ -94,9 +108,25 @@ hring_plan_input_t hring__fusion_plan_input(struct hring_fusion *f, const double
 void hring__fusion_copy_out(struct hring_fusion *f, int i);
 /* fusion_plan.c: the mode's first plan, and a plan change (between steps). */
 hring_result_t hring__fusion_initial_plan(struct hring_fusion *f, const double *compute_s);
+/* The same without a word at INFO (the steps of a trial). */
+void hring__fusion_use_plan(struct hring_fusion *f, int k, const int *first, double end);
 void hring__fusion_set_plan(struct hring_fusion *f, int k, const int *first, double end,
                             const char *why);
 /* After every bucket of a step completed: timing, agreement, replanning. */
 hring_result_t hring__fusion_step_done(struct hring_fusion *f);
+/* fusion_plan.c: the plan of least predicted end for agreed ready times,
+ * with bucket costs times factor. */
+int hring__fusion_plan_at(struct hring_fusion *f, const double *ready_s, double factor, int *first,
+                          double *end);
+/* fusion_trial.c: after a replan set f's plan from ready_s, starts a trial
+ * of it against the plans at other cost factors (0: they are all the
+ * same, or trials are off); each step of a running trial records its
+ * exposure, moves to the next candidate, and ends the trial with the
+ * measured best (one agreed allreduce). */
+int hring__fusion_trial_start(struct hring_fusion *f, const double *ready_s);
+hring_result_t hring__fusion_trial_step(struct hring_fusion *f);
+/* The candidate a trial keeps: least median exposure over its steps; a
+ * challenger must beat candidate 0 by HRING_FUSION_TRIAL_MARGIN. */
+int hring__fusion_trial_pick(const double *exposed, int ncand, int steps);
 
 #endif

@@ -39,6 +39,23 @@ hring_plan_input_t hring__fusion_plan_input(struct hring_fusion *f, const double
   return (hring_plan_input_t){f->n, f->bytes, ready_s, bucket_cost, f};
 }
 
+typedef struct {
+  struct hring_fusion *f;
+  double factor;
+} scaled_t;
+
+static double scaled_cost(size_t bytes, void *arg) {
+  const scaled_t *c = arg;
+  return hring__fusion_cost(c->f, bytes) * c->factor;
+}
+
+int hring__fusion_plan_at(struct hring_fusion *f, const double *ready_s, double factor, int *first,
+                          double *end) {
+  scaled_t c = {f, factor};
+  hring_plan_input_t in = {f->n, f->bytes, ready_s, scaled_cost, &c};
+  return plan_best(&in, first, end);
+}
+
 static void bucket_layout(struct hring_fusion *f) {
   for (int b = 0; b < f->k; b++) {
     int end = b + 1 < f->k ? f->first[b + 1] : f->n;
@@ -62,12 +79,16 @@ static void describe(struct hring_fusion *f, const char *why) {
   HRING_INFO(HRING_SUB_COLL, "fusion plan (%s): %s", why, s);
 }
 
-void hring__fusion_set_plan(struct hring_fusion *f, int k, const int *first, double end,
-                            const char *why) {
+void hring__fusion_use_plan(struct hring_fusion *f, int k, const int *first, double end) {
   if (first != f->first) memcpy(f->first, first, sizeof(int) * (size_t)k);
   f->k = k;
   f->predicted_end = end;
   bucket_layout(f);
+}
+
+void hring__fusion_set_plan(struct hring_fusion *f, int k, const int *first, double end,
+                            const char *why) {
+  hring__fusion_use_plan(f, k, first, end);
   describe(f, why);
 }
 
@@ -122,18 +143,22 @@ static hring_result_t replan(struct hring_fusion *f) {
     /* Ranks without observations (caller progress) add 0: every rank
      * still computes the same scale. */
     if (t[f->n] > 0) f->cost_scale = t[f->n] < 0.25 ? 0.25 : t[f->n] > 4 ? 4 : t[f->n];
-    hring_plan_input_t in = hring__fusion_plan_input(f, t);
+    /* Costs times the factor the last trial measured best (1 before any). */
+    scaled_t c = {f, f->bias};
+    hring_plan_input_t in = {f->n, f->bytes, t, scaled_cost, &c};
     double end = 0, now = hring__plan_end(&in, f->k, f->first);
     int k = plan_best(&in, f->scratch_first, &end);
     /* Small gains are noise in the timing: a plan that is still within
      * REPLAN_GAIN of the best stays (ranks agree either way: same input). */
     if (!f->have_timing || now > end * (1 + REPLAN_GAIN)) {
-      char why[160];
+      char why[200];
       snprintf(why, sizeof why,
-               "step %lld, backward %.2f ms, buckets %.2fx the probe, the last plan predicted "
-               "%.2f ms",
-               (long long)f->steps, t[f->n - 1] * 1e3, f->cost_scale, now * 1e3);
+               "step %lld, backward %.2f ms, buckets %.2fx the probe, cost factor %.2f, the last "
+               "plan predicted %.2f ms",
+               (long long)f->steps, t[f->n - 1] * 1e3, f->cost_scale, f->bias, now * 1e3);
       hring__fusion_set_plan(f, k, f->scratch_first, end, why);
+      /* A new plan is tried against its neighbours before it is kept. */
+      (void)hring__fusion_trial_start(f, t);
     } else {
       f->predicted_end = now;
     }
@@ -156,6 +181,9 @@ hring_result_t hring__fusion_step_done(struct hring_fusion *f) {
     for (int i = 0; i < f->n; i++) f->acc[i] += f->ready_at[i];
     f->acc_n++;
   }
+  /* A running trial takes the step (a replan that falls in it is skipped:
+   * trials run alike on every rank, so all skip it). */
+  if (f->trial_n > 0) return hring__fusion_trial_step(f);
   /* Steps at which every rank replans: fixed counts, so all agree. */
   int64_t s = f->steps - 1 - HRING_FUSION_WARMUP;
   if (s == 0 || (s > 0 && f->replan_every > 0 && s % f->replan_every == 0)) return replan(f);

@@ -45,7 +45,8 @@ static int alloc_arrays(struct hring_fusion *f, int n) {
   f->req = calloc(N, sizeof *f->req);
   f->req_result = calloc(N, sizeof *f->req_result);
   f->acc = calloc(N, sizeof *f->acc);
-  return f->ptr && f->bytes && f->off && f->first && f->scratch_first && f->bucket_of &&
+  f->trial_first = calloc(N * HRING_FUSION_TRIAL_PLANS, sizeof *f->trial_first);
+  return f->trial_first && f->ptr && f->bytes && f->off && f->first && f->scratch_first && f->bucket_of &&
          f->bucket_n && f->plan_ready && f->is_ready && f->ready_at && f->left && f->req &&
          f->req_result && f->acc;
 }
@@ -68,6 +69,9 @@ struct hring_fusion *hring__fusion_alloc(hring_comm_t comm, int n, const hring_f
   const char *prog = hring__cfg_str(HRING_CFG_PROGRESS);
   f->caller_progress = prog && strcasecmp(prog, "caller") == 0;
   f->replan_every = hring__cfg_int(HRING_CFG_FUSION_REPLAN);
+  int64_t trial = hring__cfg_int(HRING_CFG_FUSION_TRIAL);
+  f->trial_steps = trial < 0 || trial > HRING_FUSION_TRIAL_MAX ? -1 : (int)trial;
+  f->bias = 1.0;
   if (!alloc_arrays(f, n)) goto fail;
   for (int i = 0; i < n; i++) {
     f->ptr[i] = t[i].data;
@@ -115,6 +119,7 @@ void hring__fusion_free(struct hring_fusion *f) {
   free(f->req);
   free(f->req_result);
   free(f->acc);
+  free(f->trial_first);
   free(f);
 }
 
@@ -143,7 +148,10 @@ hring_result_t hring__fusion_agree_counts(struct hring_fusion *f) {
   h = hring__fnv(h, cfg, sizeof cfg);
   h = hring__fnv(h, &f->threshold, sizeof f->threshold);
   /* Replanning is a collective at fixed steps: every rank replans alike. */
-  if (f->mode == HRING_FUSE_PLANNED) h = hring__fnv(h, &f->replan_every, sizeof f->replan_every);
+  if (f->mode == HRING_FUSE_PLANNED) {
+    h = hring__fnv(h, &f->replan_every, sizeof f->replan_every);
+    h = hring__fnv(h, &f->trial_steps, sizeof f->trial_steps);
+  }
   uint64_t *all = calloc((size_t)f->nranks, sizeof *all);
   if (!all) return hring__err(HRING_ERR_NO_MEMORY, "hring_fusion_create");
   hring_result_t r = hring_allgather(&h, all, 1, HRING_UINT64, f->comm, NULL);
@@ -155,8 +163,8 @@ hring_result_t hring__fusion_agree_counts(struct hring_fusion *f) {
   if (bad >= 0)
     return hring__err(HRING_ERR_INVALID_ARGUMENT,
                       "hring_fusion_create: rank %d registered other tensors, type, op or mode, "
-                      "or set another HRING_FUSION_REPLAN, than rank 0 (every rank must register "
-                      "the same)",
+                      "or set another HRING_FUSION_REPLAN or HRING_FUSION_TRIAL, than rank 0 "
+                      "(every rank must register the same)",
                       bad);
   return HRING_SUCCESS;
 }

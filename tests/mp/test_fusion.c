@@ -128,8 +128,8 @@ static void run_cases(int nranks, const fuse_case_t *cases, int ncases) {
 
 static const fuse_case_t modes_cases[] = {
     {"none", 0, 0, 2, 1, 0},        {"threshold:256K", 0, 0, 2, 1, 0},
-    {"ddp", 1, 0, 2, 1, 0},         {"planned", 0, 0, 6, 1, 0},
-    {"planned", 1, 1, 6, 1, 0},     {"threshold:4K", 1, 1, 2, 1, 0},
+    {"ddp", 1, 0, 2, 1, 0},         {"planned", 0, 0, 11, 1, 0},
+    {"planned", 1, 1, 11, 1, 0},     {"threshold:4K", 1, 1, 2, 1, 0},
 };
 
 HTEST(fusion_modes_equal_unfused, 90) {
@@ -150,7 +150,7 @@ HTEST(fusion_caller_progress, 90) {
  * threads: buckets still launch in order, so no rank disagrees. */
 HTEST(fusion_any_order_any_thread, 90) {
   static const fuse_case_t c[] = {
-      {"threshold:64K", 0, 0, 4, 3, 1}, {"none", 1, 0, 3, 2, 1}, {"planned", 0, 1, 6, 4, 1}};
+      {"threshold:64K", 0, 0, 4, 3, 1}, {"none", 1, 0, 3, 2, 1}, {"planned", 0, 1, 11, 4, 1}};
   run_cases(4, c, 3);
 }
 
