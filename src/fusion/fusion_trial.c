@@ -1,6 +1,6 @@
 /*
  * fusion_trial.c - a new plan measured against its neighbours before it
- * is kept (fusion_impl.h, docs/fusion-planner.md "Trials").
+ * is kept (fusion_impl.h, docs/fusion.md "How planned plans", step 6).
  *
  * The planner's bucket costs are estimates (the probe's curve times the
  * ratio real buckets ran at), and on a busy machine they are off by more
