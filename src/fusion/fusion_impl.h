@@ -103,7 +103,6 @@ hring_result_t hring__fusion_agree_counts(struct hring_fusion *f);
 hring_result_t hring__fusion_probe(struct hring_fusion *f);
 double hring__fusion_probe_cost(const struct hring_fusion *f, size_t bytes); /* the curve alone */
 double hring__fusion_cost(const struct hring_fusion *f, size_t bytes);
-hring_plan_input_t hring__fusion_plan_input(struct hring_fusion *f, const double *ready_s);
 /* Tensor i from the fused buffer to the caller's, times f->scale. */
 void hring__fusion_copy_out(struct hring_fusion *f, int i);
 /* fusion_plan.c: the mode's first plan, and a plan change (between steps). */

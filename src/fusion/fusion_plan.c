@@ -33,12 +33,8 @@ static int plan_best(const hring_plan_input_t *in, int *first, double *end) {
   return hring__plan_earliest(in, first, end);
 }
 
-static double bucket_cost(size_t bytes, void *arg) { return hring__fusion_cost(arg, bytes); }
-
-hring_plan_input_t hring__fusion_plan_input(struct hring_fusion *f, const double *ready_s) {
-  return (hring_plan_input_t){f->n, f->bytes, ready_s, bucket_cost, f};
-}
-
+/* The planner's bucket cost: the probe's curve (times what real buckets
+ * ran at) times a factor, 1 or what the last trial measured best. */
 typedef struct {
   struct hring_fusion *f;
   double factor;
@@ -49,10 +45,14 @@ static double scaled_cost(size_t bytes, void *arg) {
   return hring__fusion_cost(c->f, bytes) * c->factor;
 }
 
+static hring_plan_input_t scaled_input(scaled_t *c, const double *ready_s) {
+  return (hring_plan_input_t){c->f->n, c->f->bytes, ready_s, scaled_cost, c};
+}
+
 int hring__fusion_plan_at(struct hring_fusion *f, const double *ready_s, double factor, int *first,
                           double *end) {
   scaled_t c = {f, factor};
-  hring_plan_input_t in = {f->n, f->bytes, ready_s, scaled_cost, &c};
+  hring_plan_input_t in = scaled_input(&c, ready_s);
   return plan_best(&in, first, end);
 }
 
@@ -111,8 +111,7 @@ hring_result_t hring__fusion_initial_plan(struct hring_fusion *f, const double *
       f->plan_ready[i] = t += compute_s[i];
     }
     f->have_timing = 1;
-    hring_plan_input_t in = hring__fusion_plan_input(f, f->plan_ready);
-    k = plan_best(&in, first, &end);
+    k = hring__fusion_plan_at(f, f->plan_ready, 1.0, first, &end);
     why = "from the given compute times";
   } else if (f->mode == HRING_FUSE_PLANNED) {
     why = "DDP's buckets until the backward pass is timed";
@@ -145,7 +144,7 @@ static hring_result_t replan(struct hring_fusion *f) {
     if (t[f->n] > 0) f->cost_scale = t[f->n] < 0.25 ? 0.25 : t[f->n] > 4 ? 4 : t[f->n];
     /* Costs times the factor the last trial measured best (1 before any). */
     scaled_t c = {f, f->bias};
-    hring_plan_input_t in = {f->n, f->bytes, t, scaled_cost, &c};
+    hring_plan_input_t in = scaled_input(&c, t);
     double end = 0, now = hring__plan_end(&in, f->k, f->first);
     int k = plan_best(&in, f->scratch_first, &end);
     /* Small gains are noise in the timing: a plan that is still within

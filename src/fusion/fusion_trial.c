@@ -18,13 +18,12 @@
  * and costs, the steps are counted alike, and the measurements are
  * agreed by one allreduce at the end.
  */
-#include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/stats.h"
 #include "fusion/fusion_impl.h"
 
 /* A challenger must leave at least this much less exposed than the plan
@@ -82,16 +81,11 @@ int hring__fusion_trial_start(struct hring_fusion *f, const double *ready_s) {
   return n;
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
+/* The median without reordering the samples (they stay per step). */
 static double median_of(const double *v, int n) {
   double s[HRING_FUSION_TRIAL_MAX];
   memcpy(s, v, sizeof(double) * (size_t)n);
-  qsort(s, (size_t)n, sizeof *s, cmp_double);
-  return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+  return hring__median(s, n);
 }
 
 int hring__fusion_trial_pick(const double *exposed, int ncand, int steps) {
