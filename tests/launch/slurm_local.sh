@@ -85,12 +85,97 @@ idle_nodes() {
   on_host 0 sinfo -h -N -o '%N %T' 2>/dev/null | grep -cE ' idle$' || true
 }
 
-# A TCP port nobody listens on (bash's /dev/tcp: no other tool needed).
+# A TCP port for a daemon to listen on: no socket of any state on it in
+# /proc/net/tcp{,6}, and outside the kernel's ephemeral range where one can be
+# found, since a port inside it may become the local end of some other
+# connection before the daemon binds it ("Address already in use"; `up`
+# retries with fresh ports then, but rarely needs to).
 free_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 20000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  local lo=32768 hi=60999 p used pass
+  read -r lo hi < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  used=$(awk 'FNR > 1 { split($2, a, ":"); print a[2] }' /proc/net/tcp /proc/net/tcp6 2>/dev/null || true)
+  for pass in outside any; do
+    for _ in $(seq 100); do
+      p=$((10000 + RANDOM % 50000))
+      [ $pass = outside ] && ((p >= lo && p <= hi)) && continue
+      grep -qix "$(printf %04X "$p")" <<<"$used" && continue
+      echo "$p"
+      return 0
+    done
+  done
+  return 1
+}
+
+# write_conf DIR - slurm.conf with fresh ports, from up()'s variables.
+write_conf() {
+  local d=$1
+  if ! ctld_port=$(free_port) || ! slurmd_port=$(free_port); then
+    echo "slurm_local.sh: no free TCP port found" >&2
+    return 1
+  fi
+  # proctrack/pgid and task/none: no cgroups needed, so it runs in a
+  # container; config_overrides lets the node advertise more CPUs than it has.
+  cat > "$d/slurm.conf" <<CONF
+ClusterName=hring-test
+SlurmctldHost=$host($ctld_addr)
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=socket=$d/munge/munge.socket
+CredType=cred/munge
+SlurmctldPort=$ctld_port
+SlurmdPort=$slurmd_port
+StateSaveLocation=$d/state
+SlurmdSpoolDir=$d/$spool
+SlurmctldPidFile=$d/slurmctld.pid
+SlurmdPidFile=$d/$pidf
+SlurmctldLogFile=$d/log/slurmctld.log
+SlurmdLogFile=$d/log/$logf
+TmpFS=$tmpfs
+ProctrackType=proctrack/pgid
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+SchedulerType=sched/builtin
+MpiDefault=none
+ReturnToService=2
+JobCompType=jobcomp/none
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+SlurmdParameters=config_overrides
+InactiveLimit=0
+KillWait=5
+MinJobAge=30
+${nodes}PartitionName=debug Nodes=$names Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
+CONF
+}
+
+# start_daemons DIR - slurmctld on host 0, a slurmd on each node; waits until
+# all are idle.  Status 2: a daemon could not bind its port (worth a retry).
+start_daemons() {
+  local d=$1 i
+  on_host 0 slurmctld -f "$d/slurm.conf"
+  if [ -n "$hosts_prefix" ]; then
+    # `ip netns exec` mounts a fresh /sys, without the cgroup mounts, and
+    # slurmd will not start without its cgroup plugin, even with nothing in
+    # cgroups to do (proctrack/pgid, task/none): the v1 plugin wants a
+    # cgroup filesystem at /sys/fs/cgroup/systemd.  The host's named
+    # hierarchy, read-only, in the daemon's own mount namespace (gone with
+    # it), satisfies it and changes nothing.
+    for i in $(seq 0 $((nhosts - 1))); do
+      mkdir -p "$d/spool/$hosts_prefix$i" "$d/tmp/$hosts_prefix$i"
+      on_host "$i" sh -c 'mount -t tmpfs hring-cgroup /sys/fs/cgroup &&
+        mkdir /sys/fs/cgroup/systemd &&
+        mount -r -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd &&
+        exec "$@"' slurmd slurmd -f "$d/slurm.conf"
+    done
+  else
+    slurmd -f "$d/slurm.conf"
+  fi
+  for _ in $(seq 300); do
+    [ "$(idle_nodes)" -ge "$nhosts" ] && return 0
+    grep -qs 'Address already in use' "$d"/log/slurm*.log && return 2
+    sleep 0.1
   done
   return 1
 }
@@ -143,45 +228,6 @@ up() {
     nodes="NodeName=$host NodeAddr=127.0.0.1 CPUs=${SLURM_LOCAL_CPUS:-8} RealMemory=1000 State=UNKNOWN"$'\n'
     names=$host
   fi
-  if ! ctld_port=$(free_port) || ! slurmd_port=$(free_port); then
-    echo "slurm_local.sh: no free TCP port found" >&2
-    return 1
-  fi
-  # proctrack/pgid and task/none: no cgroups needed, so it runs in a
-  # container; config_overrides lets the node advertise more CPUs than it has.
-  cat > "$d/slurm.conf" <<CONF
-ClusterName=hring-test
-SlurmctldHost=$host($ctld_addr)
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-AuthInfo=socket=$d/munge/munge.socket
-CredType=cred/munge
-SlurmctldPort=$ctld_port
-SlurmdPort=$slurmd_port
-StateSaveLocation=$d/state
-SlurmdSpoolDir=$d/$spool
-SlurmctldPidFile=$d/slurmctld.pid
-SlurmdPidFile=$d/$pidf
-SlurmctldLogFile=$d/log/slurmctld.log
-SlurmdLogFile=$d/log/$logf
-TmpFS=$tmpfs
-ProctrackType=proctrack/pgid
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
-SchedulerType=sched/builtin
-MpiDefault=none
-ReturnToService=2
-JobCompType=jobcomp/none
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
-SlurmdParameters=config_overrides
-InactiveLimit=0
-KillWait=5
-MinJobAge=30
-${nodes}PartitionName=debug Nodes=$names Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
-CONF
   export SLURM_CONF=$d/slurm.conf
   if [ -n "$owner" ]; then
     # In its own session, so that killing the owner's process group spares it.
@@ -204,35 +250,25 @@ CONF
       skip "network namespaces not available here: $(echo "$err" | tail -n 1)"
     fi
   fi
-  on_host 0 slurmctld -f "$d/slurm.conf"
-  if [ -n "$hosts_prefix" ]; then
-    # `ip netns exec` mounts a fresh /sys, without the cgroup mounts, and
-    # slurmd will not start without its cgroup plugin, even with nothing in
-    # cgroups to do (proctrack/pgid, task/none): the v1 plugin wants a
-    # cgroup filesystem at /sys/fs/cgroup/systemd.  The host's named
-    # hierarchy, read-only, in the daemon's own mount namespace (gone with
-    # it), satisfies it and changes nothing.
-    for i in $(seq 0 $((nhosts - 1))); do
-      mkdir -p "$d/spool/$hosts_prefix$i" "$d/tmp/$hosts_prefix$i"
-      on_host "$i" sh -c 'mount -t tmpfs hring-cgroup /sys/fs/cgroup &&
-        mkdir /sys/fs/cgroup/systemd &&
-        mount -r -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd &&
-        exec "$@"' slurmd slurmd -f "$d/slurm.conf"
-    done
-  else
-    slurmd -f "$d/slurm.conf"
-  fi
-  for _ in $(seq 300); do
-    [ "$(idle_nodes)" -ge "$nhosts" ] && break
-    sleep 0.1
-  done
-  if [ "$(idle_nodes)" -lt "$nhosts" ]; then
+  local attempt rc
+  for attempt in 1 2 3; do
+    write_conf "$d" || { down "$d"; return 1; }
+    rc=0
+    start_daemons "$d" || rc=$?
+    [ $rc = 0 ] && break
+    if [ $rc = 2 ] && [ $attempt -lt 3 ]; then
+      echo "slurm_local.sh: a daemon's port was taken before it could bind it;" \
+        "again with fresh ports" >&2
+      stop_pidfiles "$d"/slurmd*.pid "$d/slurmctld.pid"
+      rm -rf "$d"/log/slurm*.log "$d"/state/*
+      continue
+    fi
     echo "slurm_local.sh: $nhosts node(s) did not become idle in 30 s" >&2
     on_host 0 sinfo -N >&2 || true
     tail -n 20 "$d"/log/*.log >&2 || true
     down "$d"
     return 1
-  fi
+  done
   echo "export SLURM_CONF='$d/slurm.conf'"
   [ -z "$hosts_prefix" ] || echo "export NETNS_AGENT_PREFIX='$hosts_prefix'"
 }
