@@ -218,7 +218,7 @@ $(BUILD)/bin/hring-tune: $(BUILD)/obj/src/tools/hring_tune.o $(BUILD)/lib/libhri
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
 
-$(BUILD)/bin/hring-sim: $(BUILD)/obj/perf/sim/hring_sim.o $(BUILD)/lib/libhring.a
+$(BUILD)/bin/hring-sim: $(BUILD)/obj/perf/sim/hring_sim.o $(PERF_COMMON_OBJS) $(BUILD)/lib/libhring.a
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS_ALL)
 

@@ -336,6 +336,15 @@ int hring_perf_parse_size(const char *s, size_t *out) {
   return 0;
 }
 
+int hring_perf_parse_double(const char *s, double lo, double hi, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || *end != '\0' || errno || !(v >= lo && v <= hi) || isinf(v)) return -1;
+  *out = v;
+  return 0;
+}
+
 int hring_perf_parse_int(const char *s, int lo, int hi, int *out) {
   char *end;
   errno = 0;
@@ -462,14 +471,9 @@ static int perf_parse_args(int argc, char **argv, perf_opts_t *o, int loud,
       case PERF_OPT_HOST:
         o->host_mem = 1;
         break;
-      case PERF_OPT_TARGET: {
-        char *end;
-        errno = 0;
-        o->target = strtod(optarg, &end);
-        if (end == optarg || *end || errno || !(o->target >= 0) || isinf(o->target))
-          what = "--target_time";
+      case PERF_OPT_TARGET:
+        if (hring_perf_parse_double(optarg, 0, HUGE_VAL, &o->target)) what = "--target_time";
         break;
-      }
       case PERF_OPT_REPS:
         if (hring_perf_parse_int(optarg, 1, 1 << 20, &o->reps)) what = "--repetitions";
         break;

@@ -119,8 +119,10 @@ int64_t hring_perf_count_wrong(const hring_perf_ctx_t *c, const void *buf,
 void hring_perf_encode(hring_datatype_t type, int64_t v, void *dst);
 
 /* Option values: a size with an optional K/M/G suffix (powers of 1024,
- * fractions allowed), an integer in [lo, hi]; 0, or -1 when invalid. */
+ * fractions allowed), an integer in [lo, hi], a finite number in [lo, hi];
+ * 0, or -1 when invalid (*out then unchanged). */
 int hring_perf_parse_size(const char *s, size_t *out);
 int hring_perf_parse_int(const char *s, int lo, int hi, int *out);
+int hring_perf_parse_double(const char *s, double lo, double hi, double *out);
 
 #endif

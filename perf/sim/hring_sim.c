@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common.h"
 #include "algos/algo.h"
 #include "algos/model.h"
 #include "fusion/planner.h"
@@ -69,18 +70,6 @@ static void paper_params(hring_model_params_t *p, int *k, size_t *chunk) {
   *k = 8;
   /* NCCL's default: 4 MiB buffers in 8 steps (NCCL_BUFFSIZE, NCCL_STEPS). */
   *chunk = 512 * 1024;
-}
-
-static double parse_size(const char *s) {
-  char *end;
-  double v = strtod(s, &end);
-  switch (*end) {
-    case 'K': case 'k': v *= 1024; break;
-    case 'M': case 'm': v *= 1024 * 1024; break;
-    case 'G': case 'g': v *= 1024.0 * 1024 * 1024; break;
-    default: break;
-  }
-  return v;
 }
 
 static const char *fmt_size(double b, char *buf, size_t len) {
@@ -362,6 +351,32 @@ static int simulate_fusion(const hring_model_params_t *p, int P, int k, size_t c
   return 0;
 }
 
+/* Option values are read strictly: a bad one ends the run, naming it. */
+static void bad_value(const char *opt, const char *v, const char *want) {
+  fprintf(stderr, "hring-sim: %s '%s': want %s\n", opt, v, want);
+  exit(2);
+}
+
+static double opt_num(const char *opt, const char *v, double lo, const char *want) {
+  double x;
+  if (hring_perf_parse_double(v, lo, HUGE_VAL, &x)) bad_value(opt, v, want);
+  return x;
+}
+
+static int opt_int(const char *opt, const char *v, int lo, int hi) {
+  int x;
+  char want[64];
+  snprintf(want, sizeof want, "an integer from %d to %d", lo, hi);
+  if (hring_perf_parse_int(v, lo, hi, &x)) bad_value(opt, v, want);
+  return x;
+}
+
+static size_t opt_size(const char *opt, const char *v) {
+  size_t x;
+  if (hring_perf_parse_size(v, &x)) bad_value(opt, v, "a size in bytes, K/M/G allowed");
+  return x;
+}
+
 static void usage(const char *prog) {
   fprintf(stderr,
           "usage: %s [--paper] [-f MODEL_FILE] [-P N[,N...]] [-k RANKS_PER_NODE] [-b MIN] [-e MAX]\n"
@@ -400,26 +415,44 @@ int main(int argc, char **argv) {
     i++;
     if (strcmp(a, "-f") == 0) continue;
     else if (strcmp(a, "--fusion") == 0) fo.net = v;
-    else if (strcmp(a, "--gpu-tflops") == 0) fo.tflops = atof(v);
-    else if (strcmp(a, "--batch") == 0) fo.batch = atoi(v);
-    else if (strcmp(a, "--grad-bytes") == 0) fo.grad_bytes = (size_t)atoi(v);
-    else if (strcmp(a, "--launch-us") == 0) fo.launch_s = atof(v) * 1e-6;
+    else if (strcmp(a, "--gpu-tflops") == 0) {
+      fo.tflops = opt_num(a, v, 0, "a number > 0");
+      if (!(fo.tflops > 0)) bad_value(a, v, "a number > 0");
+    } else if (strcmp(a, "--batch") == 0) fo.batch = opt_int(a, v, 0, 1 << 20);
+    else if (strcmp(a, "--grad-bytes") == 0) fo.grad_bytes = (size_t)opt_int(a, v, 1, 8);
+    else if (strcmp(a, "--launch-us") == 0) fo.launch_s = opt_num(a, v, 0, "a number >= 0") * 1e-6;
     else if (strcmp(a, "--fusion-algos") == 0) {
       if (strcmp(v, "all") == 0) fo.algos = all_cols();
-      else if (strcmp(v, "rings") != 0) usage(argv[0]);
+      else if (strcmp(v, "rings") != 0) bad_value(a, v, "rings or all");
     } else if (strcmp(a, "-P") == 0 || strcmp(a, "--ranks") == 0) {
-      for (char *t = strtok((char *)v, ","); t && nP < MAX_P; t = strtok(NULL, ",")) Ps[nP++] = atoi(t);
-    } else if (strcmp(a, "-k") == 0 || strcmp(a, "--per-node") == 0) k = atoi(v);
-    else if (strcmp(a, "-b") == 0) lo = parse_size(v);
-    else if (strcmp(a, "-e") == 0) hi = parse_size(v);
-    else if (strcmp(a, "-x") == 0) factor = atof(v);
-    else if (strcmp(a, "--chunk") == 0) chunk = (size_t)parse_size(v);
-    else if (strcmp(a, "--intra-alpha") == 0) p.intra.alpha = atof(v);
-    else if (strcmp(a, "--intra-beta") == 0) p.intra.beta = atof(v);
-    else if (strcmp(a, "--intra-gamma") == 0) p.intra.gamma = atof(v);
-    else if (strcmp(a, "--inter-alpha") == 0) p.inter.alpha = atof(v);
-    else if (strcmp(a, "--inter-beta") == 0) p.inter.beta = atof(v);
-    else if (strcmp(a, "--inter-gamma") == 0) p.inter.gamma = atof(v);
+      /* Split on commas by hand: strtok would pass over empty items. */
+      char item[32];
+      nP = 0;
+      for (const char *t = v;; t++) {
+        size_t n = strcspn(t, ",");
+        if (n == 0 || n >= sizeof item) bad_value(a, v, "rank counts separated by commas");
+        if (nP == MAX_P) bad_value(a, v, "at most 32 rank counts");
+        memcpy(item, t, n);
+        item[n] = '\0';
+        Ps[nP++] = opt_int(a, item, 1, 1 << 24);
+        t += n;
+        if (*t == '\0') break;
+      }
+    } else if (strcmp(a, "-k") == 0 || strcmp(a, "--per-node") == 0) k = opt_int(a, v, 1, 1 << 16);
+    else if (strcmp(a, "-b") == 0) lo = (double)opt_size(a, v);
+    else if (strcmp(a, "-e") == 0) hi = (double)opt_size(a, v);
+    else if (strcmp(a, "-x") == 0) {
+      factor = opt_num(a, v, 1, "a number > 1");
+      if (!(factor > 1)) bad_value(a, v, "a number > 1");
+    } else if (strcmp(a, "--chunk") == 0) {
+      chunk = opt_size(a, v);
+      if (chunk == 0) bad_value(a, v, "a size of at least 1 byte");
+    } else if (strcmp(a, "--intra-alpha") == 0) p.intra.alpha = opt_num(a, v, 0, "seconds >= 0");
+    else if (strcmp(a, "--intra-beta") == 0) p.intra.beta = opt_num(a, v, 0, "seconds per byte >= 0");
+    else if (strcmp(a, "--intra-gamma") == 0) p.intra.gamma = opt_num(a, v, 0, "seconds per byte >= 0");
+    else if (strcmp(a, "--inter-alpha") == 0) p.inter.alpha = opt_num(a, v, 0, "seconds >= 0");
+    else if (strcmp(a, "--inter-beta") == 0) p.inter.beta = opt_num(a, v, 0, "seconds per byte >= 0");
+    else if (strcmp(a, "--inter-gamma") == 0) p.inter.gamma = opt_num(a, v, 0, "seconds per byte >= 0");
     else usage(argv[0]);
   }
   if (nP == 0 && fo.net) {
@@ -430,9 +463,11 @@ int main(int argc, char **argv) {
     int def[] = {16, 64, 256, 1024, 2048, 4096};
     for (nP = 0; nP < 6; nP++) Ps[nP] = def[nP];
   }
-  if (k < 1 || lo < 1 || hi < lo || factor <= 1) usage(argv[0]);
-  if (fo.net && (!(fo.tflops > 0) || fo.batch < 0 || fo.grad_bytes < 1 || fo.launch_s < 0))
-    usage(argv[0]);
+  /* Each value was checked as it was read; only their relation is left. */
+  if (lo < 1 || hi < lo) {
+    fprintf(stderr, "hring-sim: the sizes want 1 <= -b (%.0f) <= -e (%.0f)\n", lo, hi);
+    return 2;
+  }
   if (fo.net && !hring_fusion_net(fo.net)) {
     fprintf(stderr, "hring-sim: unknown network '%s' (resnet50, alexnet)\n", fo.net);
     return 2;
