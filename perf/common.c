@@ -281,6 +281,7 @@ typedef struct {
   int inplace;
   int root;
   int host_mem;    /* --host: host buffers even where a GPU exists */
+  double min_bw;   /* NCCL_TESTS_MIN_BW in GB/s; < 0: not set */
 } perf_opts_t;
 
 static void perf_usage(FILE *f, const char *prog) {
@@ -527,6 +528,12 @@ static int perf_parse_args(int argc, char **argv, perf_opts_t *o, int loud,
     if (loud)
       fprintf(stderr, "%s: invalid sizes: minbytes %zu > maxbytes %zu\n", prog,
               o->minbytes, o->maxbytes);
+    return -1;
+  }
+  /* Read before the run, so that a typo is not a pass at the end. */
+  const char *minbw = getenv("NCCL_TESTS_MIN_BW");
+  if (minbw && hring_perf_parse_double(minbw, 0, HUGE_VAL, &o->min_bw)) {
+    if (loud) fprintf(stderr, "%s: NCCL_TESTS_MIN_BW='%s' is not a bandwidth in GB/s\n", prog, minbw);
     return -1;
   }
   return 0;
@@ -913,7 +920,8 @@ int hring_perf_main(int argc, char **argv, const hring_perf_coll_t *coll) {
                    .average = 3,
                    .reps = 1,
                    .inplace = 1,
-                   .root = 0};
+                   .root = 0,
+                   .min_bw = -1};
   setvbuf(stdout, NULL, _IOLBF, 0);
   int pa = perf_parse_args(argc, argv, &o, perf_env_rank_is_zero(), prog);
   if (pa > 0) return 0;
@@ -969,10 +977,9 @@ int hring_perf_main(int argc, char **argv, const hring_perf_coll_t *coll) {
   int status = R.wrong_total ? 1 : 0;
   if (R.rank == 0) {
     double avg = R.bw_rows ? R.bw_sum / R.bw_rows : 0.0;
-    const char *minbw_s = getenv("NCCL_TESTS_MIN_BW");
     const char *verdict = "";
-    if (minbw_s) {
-      int ok = avg >= 0.9 * atof(minbw_s);
+    if (o.min_bw >= 0) {
+      int ok = avg >= 0.9 * o.min_bw;
       verdict = ok ? "OK" : "FAILED";
       if (!ok) status = 1;
     }

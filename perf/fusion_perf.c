@@ -325,10 +325,18 @@ static int parse(int argc, char **argv, opts_t *o) {
     i++;
     if (!strcmp(a, "-m")) o->nets = v;
     else if (!strcmp(a, "-M")) o->modes = v;
-    else if (!strcmp(a, "-r")) o->repeats = atoi(v);
-    else if (!strcmp(a, "-n")) o->steps = atoi(v);
-    else if (!strcmp(a, "-w")) o->warmup = atoi(v);
-    else if (!strcmp(a, "-c")) o->compute_total = strcmp(v, "auto") ? atof(v) : 0;
+    else if (!strcmp(a, "-r")) {
+      if (hring_perf_parse_int(v, 1, MAX_SAMPLES, &o->repeats)) return -1;
+    } else if (!strcmp(a, "-n")) {
+      if (hring_perf_parse_int(v, 1, MAX_SAMPLES, &o->steps)) return -1;
+    } else if (!strcmp(a, "-w")) {
+      if (hring_perf_parse_int(v, 0, 1 << 20, &o->warmup)) return -1;
+    } else if (!strcmp(a, "-c")) {
+      /* Seconds of backward compute per step; 0 or auto: scaled to the
+       * unfused communication time. */
+      o->compute_total = 0;
+      if (strcmp(v, "auto") && hring_perf_parse_double(v, 0, 3600, &o->compute_total)) return -1;
+    }
     else if (!strcmp(a, "-p")) {
       if (strcmp(v, "packed") && strcmp(v, "arena")) return -1;
       o->packed = !strcmp(v, "packed");

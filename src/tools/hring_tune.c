@@ -290,6 +290,12 @@ static size_t parse_bytes(const char *v) {
   return hring__cfg_parse_int(v, &n) == 0 && n > 0 ? (size_t)n : 0;
 }
 
+/* 0 where v is not a count from 1 to MAX_REPS (refused below). */
+static int parse_reps(const char *v) {
+  int64_t n;
+  return hring__cfg_parse_int(v, &n) == 0 && n >= 1 && n <= MAX_REPS ? (int)n : 0;
+}
+
 int main(int argc, char **argv) {
   const char *out = NULL;
   const char *algos = NULL, *model = NULL;
@@ -301,7 +307,7 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "-c") == 0) do_check = 1;
     else if (strcmp(argv[i], "-f") == 0) do_fit = 1;
     else if (strcmp(argv[i], "-m") == 0 && i + 1 < argc) model = argv[++i];
-    else if (strcmp(argv[i], "-r") == 0 && i + 1 < argc) reps = atoi(argv[++i]);
+    else if (strcmp(argv[i], "-r") == 0 && i + 1 < argc) reps = parse_reps(argv[++i]);
     else if (strcmp(argv[i], "-a") == 0 && i + 1 < argc) algos = argv[++i];
     else if (strcmp(argv[i], "-b") == 0 && i + 1 < argc) lo = parse_bytes(argv[++i]);
     else if (strcmp(argv[i], "-e") == 0 && i + 1 < argc) hi = parse_bytes(argv[++i]);
