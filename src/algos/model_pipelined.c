@@ -148,16 +148,29 @@ static double inter_allreduce(const hring_model_level_t *l, double g, double n, 
 /* The paper's form (hier.c): each node reduces to its leader along a chain
  * of its k ranks, pipelined in chunks; the N leaders run a ring allreduce;
  * each leader broadcasts down the same chain, pipelined. */
+
+/* Rule 5 for a chain's fill: p carries the factor of all k ranks of a node
+ * busy, which is what the chain's period is, every stage working on its
+ * own chunk.  The first chunk goes down the chain one hop at a time, and a
+ * hop is a copy in and then a copy out, so a node has one rank at work:
+ * the fill pays the factor of one busy rank per node.  Before, fits on 4
+ * emulated hosts x 2 ranks ran hier at 64 KiB (one chunk: all fill)
+ * 0.78-0.82x its prediction in every run (docs/performance.md, tenth
+ * section). */
+static double chain_fill(const hring_model_shape_t *s, double stage) {
+  return (s->kmax - 1) * stage * hring__model_cpu_share(s, 1) / hring__model_cpu_share(s, s->kmax);
+}
+
 static void chain_reduce(const hring_model_params_t *p, const hring_model_shape_t *s, double m,
                          double *fill, double *period) {
   *period = line(&p->intra, m) + m * p->intra.gamma;
-  *fill = (s->kmax - 1) * *period;
+  *fill = chain_fill(s, *period);
 }
 
 static void chain_bcast(const hring_model_params_t *p, const hring_model_shape_t *s, double m,
                         double *fill, double *period) {
   *period = line(&p->intra, m);
-  *fill = (s->kmax - 1) * *period;
+  *fill = chain_fill(s, *period);
 }
 
 double hring__model_hier(const hring_model_params_t *p, const hring_model_params_t *pl,

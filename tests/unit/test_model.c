@@ -434,6 +434,26 @@ HTEST(model_tree_fill_shares_cores_by_level, 10) {
   HCHECK(fabs(t - 2 * 10e-6 * 3) < 1e-9, "tree fill %.3f us with a core each", t * 1e6);
 }
 
+/* Rule 5 in hier's chains: with one chunk the chain is all fill, and the
+ * fill goes one hop at a time, a node having one rank at work.  4 nodes
+ * of 2 ranks on 2 cores, intra alpha alone: reduce and broadcast one hop
+ * each at the factor of one busy rank per node (2), not of both (4). */
+HTEST(model_hier_chain_fill_shares_cores, 10) {
+  hring_model_params_t p = {{10e-6, 0, 0}, {0, 0, 0}, {0, 0}};
+  hring_model_shape_t s = hring__model_shape(8, 4, 65536);
+  s.mranks = 8, s.cores = 2;
+  double t = hring__model_predict(&p, &s, HRING_ALGO_HIER, 65536);
+  HCHECK(fabs(t - 2 * 10e-6 * 2) < 1e-9, "hier chains %.3f us, want 40", t * 1e6);
+  s.cores = 8; /* a core per rank: no factor */
+  t = hring__model_predict(&p, &s, HRING_ALGO_HIER, 65536);
+  HCHECK(fabs(t - 2 * 10e-6) < 1e-9, "hier chains %.3f us with a core each, want 20", t * 1e6);
+  /* Many chunks: every stage busy, the period pays the factor of both. */
+  s.cores = 2;
+  double many = hring__model_predict(&p, &s, HRING_ALGO_HIER, 8 * 65536);
+  HCHECK(fabs(many - 2 * 10e-6 * (2 + 7 * 4)) < 1e-9, "hier chains, 8 chunks: %.3f us, want 600",
+         many * 1e6);
+}
+
 /* Rule 5: ranks outnumbering their machine's cores take turns, so alpha
  * grows with the ranks busy at once; hier's leaders' phase keeps one rank
  * per node busy and grows less.  Without beta and gamma the factors show
