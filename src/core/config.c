@@ -28,6 +28,10 @@ static const hring_cfg_entry_t table[HRING_CFG_COUNT] = {
     [HRING_CFG_TCP_SLOTS] = {"HRING_TCP_SLOTS", "4", "", "tcp FIFO depth per direction"},
     [HRING_CFG_TCP_SOCKBUF] = {"HRING_TCP_SOCKBUF", "4M", "bytes",
                                "SO_SNDBUF/SO_RCVBUF of tcp data sockets; 0: kernel default"},
+    [HRING_CFG_TCP_CC] = {"HRING_TCP_CC", "auto", "name",
+                          "congestion control of tcp data sockets: auto (cubic where the "
+                          "kernel's default is bbr, else the default), system (the kernel's "
+                          "default), or a name the kernel has (cubic, reno, dctcp ...)"},
     [HRING_CFG_SOCKET_IFNAME] = {"HRING_SOCKET_IFNAME", NULL, "name",
                                  "network interface for tcp and bootstrap listeners"},
     [HRING_CFG_SPIN_US] = {"HRING_SPIN_US", "50", "us",

@@ -104,12 +104,23 @@ static void set_nodelay(int fd) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-void hring__sock_tune(int fd, int sockbuf) {
+void hring__sock_tune(int fd, int sockbuf, const char *cc) {
   set_nodelay(fd);
   if (sockbuf > 0) {
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sockbuf, sizeof sockbuf);
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sockbuf, sizeof sockbuf);
   }
+  if (cc && cc[0]) (void)hring__sock_set_cc(fd, cc);
+}
+
+int hring__sock_set_cc(int fd, const char *cc) {
+  return setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, (socklen_t)strlen(cc)) == 0 ? 0 : errno;
+}
+
+int hring__sock_get_cc(int fd, char *buf, size_t len) {
+  socklen_t l = (socklen_t)(len - 1);
+  memset(buf, 0, len);
+  return getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, buf, &l) == 0 ? 0 : errno;
 }
 
 void hring__sock_keepalive(int fd, int user_timeout_ms) {

@@ -32,7 +32,14 @@ hring_result_t hring__sock_accept(int lfd, uint64_t deadline_ns, int *fd);
 hring_result_t hring__sock_send_all(int fd, const void *buf, size_t len, uint64_t deadline_ns);
 hring_result_t hring__sock_recv_all(int fd, void *buf, size_t len, uint64_t deadline_ns);
 hring_result_t hring__sock_set_nonblock(int fd, int on);
-void hring__sock_tune(int fd, int sockbuf_bytes); /* TCP_NODELAY, buffers */
+/* TCP_NODELAY, buffers (0: the kernel's autotuning) and congestion control
+ * (NULL or "": the kernel's default). */
+void hring__sock_tune(int fd, int sockbuf_bytes, const char *cc);
+/* TCP_CONGESTION: 0 or an errno. */
+int hring__sock_set_cc(int fd, const char *cc);
+/* The socket's congestion control's name into buf (at least 16 bytes); 0 or
+ * an errno. */
+int hring__sock_get_cc(int fd, char *buf, size_t len);
 
 /* A host that vanishes (power loss, cable pulled) closes nothing: no FIN, no
  * RST.  Its peers learn of it from silence.  Every connection has the

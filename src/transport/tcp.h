@@ -27,6 +27,7 @@ typedef struct {
   size_t slot_size;             /* HRING_TCP_SLOT_SIZE, clamped */
   int nslots;                   /* HRING_TCP_SLOTS, clamped */
   int sockbuf;                  /* HRING_TCP_SOCKBUF (0: kernel autotuning) */
+  char cc[16];                  /* HRING_TCP_CC resolved; "": the kernel's default */
 } hring_tcp_state_t;
 
 /* What every rank publishes in its set-up blob (host byte order; the magic

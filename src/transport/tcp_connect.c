@@ -284,7 +284,7 @@ static hring_result_t out_start(tcp_ctx_t *x, tcp_hs_t *h) {
   if (h->fd < 0)
     return hring__err_errno(HRING_ERR_SYSTEM, errno, "tcp: socket for rank %d (%s)", h->peer,
                             host_of(comm, h->peer));
-  hring__sock_tune(h->fd, x->st->sockbuf);
+  hring__sock_tune(h->fd, x->st->sockbuf, x->st->cc);
   if (connect(h->fd, (struct sockaddr *)&addr, hring__addr_len(&addr)) == 0)
     return out_send_hello(x, h);
   if (errno == EINPROGRESS || errno == EINTR) {
@@ -381,7 +381,7 @@ static void in_accept(tcp_ctx_t *x) {
     h->timer_ns = now + x->hs_ns < x->deadline_ns ? now + x->hs_ns : x->deadline_ns;
     /* Incoming sockets inherit the listener's options; the call keeps them
      * right whatever the platform inherits. */
-    hring__sock_tune(fd, x->st->sockbuf);
+    hring__sock_tune(fd, x->st->sockbuf, x->st->cc);
     hs_expect(h, HS_IN_HELLO, sizeof(tcp_hello_t));
   }
 }

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -87,6 +88,48 @@ static int sockbuf_granted(int family, int want) {
   return 0;
 }
 
+/* The congestion control of the data sockets (HRING_TCP_CC), tried on the
+ * listener, whose accepted sockets inherit it.  auto avoids bbr: it paces
+ * to a bandwidth and a round trip it estimates from the flow, and a
+ * collective's flows change pattern from one call to the next (recursive
+ * doubling after the ring, both directions of an exchange at once, ACKs
+ * queued behind the reverse data); on 4 emulated hosts with 1 Gbit/s links
+ * the whole-vector exchanges at 128-256 KiB ran 1.1-1.6x their steady time
+ * under bbr and within 7% under cubic (docs/performance.md).  Where cubic
+ * is not allowed (unprivileged, not in tcp_allowed_congestion_control) auto
+ * keeps the default; a name the kernel refuses fails the init. */
+static hring_result_t choose_cc(hring_tcp_state_t *st) {
+  const char *want = hring__cfg_str(HRING_CFG_TCP_CC);
+  char now[16];
+  st->cc[0] = '\0';
+  if (!want || !want[0] || strcmp(want, "auto") == 0) {
+    if (hring__sock_get_cc(st->lfd, now, sizeof now) != 0 || strcmp(now, "bbr") != 0)
+      return HRING_SUCCESS;
+    int e = hring__sock_set_cc(st->lfd, "cubic");
+    if (e == 0) {
+      snprintf(st->cc, sizeof st->cc, "cubic");
+      HRING_INFO(HRING_SUB_NET, "tcp: data sockets use cubic instead of the kernel's bbr "
+                 "(HRING_TCP_CC=system keeps bbr)");
+    } else {
+      HRING_INFO(HRING_SUB_NET, "tcp: the kernel's bbr stays (cubic refused: %s)", strerror(e));
+    }
+    return HRING_SUCCESS;
+  }
+  if (strcmp(want, "system") == 0) return HRING_SUCCESS;
+  if (strlen(want) >= sizeof st->cc)
+    return hring__err(HRING_ERR_INVALID_ARGUMENT, "HRING_TCP_CC=%s: no congestion control has a "
+                      "name that long", want);
+  int e = hring__sock_set_cc(st->lfd, want);
+  if (e != 0)
+    return hring__err(HRING_ERR_INVALID_ARGUMENT,
+                      "HRING_TCP_CC=%s: the kernel refused it (%s); its choices are in "
+                      "/proc/sys/net/ipv4/tcp_available_congestion_control (unprivileged: "
+                      "tcp_allowed_congestion_control), or use auto or system",
+                      want, strerror(e));
+  snprintf(st->cc, sizeof st->cc, "%s", want);
+  return HRING_SUCCESS;
+}
+
 static int tcp_reachable(struct hring_comm *comm, int peer) {
   /* A stream socket reaches any other rank; which address it uses (never
    * loopback across hosts) is decided when the local address is chosen. */
@@ -115,7 +158,8 @@ static hring_result_t tcp_local_init(struct hring_comm *comm, void *blob) {
   HRING_CHECK_GOTO(hring__sock_set_nonblock(st->lfd, 1), res, err_close);
   /* Accepted sockets inherit the buffer sizes, which must be set before the
    * connection is established to take effect on the window scale. */
-  hring__sock_tune(st->lfd, st->sockbuf);
+  HRING_CHECK_GOTO(choose_cc(st), res, err_close);
+  hring__sock_tune(st->lfd, st->sockbuf, st->cc);
 
   hring_tcp_blob_t b = {.magic = HRING_TCP_BLOB_MAGIC,
                         .version = HRING_TCP_VERSION,
