@@ -15,9 +15,11 @@
  *
  * usage: fusion_perf [-m resnet50|alexnet|both] [-M mode,mode,...]
  *                    [-d float|half|bfloat16] [-r repeats] [-n steps]
- *                    [-w warmup steps] [-c seconds|auto] [-p packed|arena]
+ *                    [-w warmup steps] [-c seconds|auto|auto:F] [-p packed|arena]
  * -c: the simulated backward's total time; auto (default) makes it equal to
- * the unfused (`none`) communication time measured first.
+ * the unfused (`none`) communication time measured first, auto:F F times
+ * that (0.01-100): how much `none` is left exposed depends on which of the
+ * two is longer, so a sweep of F shows the modes on both sides of equal.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -36,7 +38,8 @@ typedef struct {
   const char *nets, *modes;
   hring_datatype_t type;
   int repeats, steps, warmup, packed;
-  double compute_total; /* <= 0: auto */
+  double compute_total;  /* <= 0: auto */
+  double compute_factor; /* auto: this times the unfused communication */
 } opts_t;
 
 typedef struct {
@@ -259,12 +262,14 @@ static int bench_net(bench_t *b, const opts_t *o, const char *name) {
       t[s] = run_step(b, f, NULL).step;
     }
     CHECK(hring_fusion_destroy(f));
-    total = median(t, 3);
+    total = o->compute_factor * median(t, 3);
   }
   scale_compute(b, total);
   if (b->rank == 0) {
-    printf("# %s: %d tensors, %zu elements (%.1f MiB), %d ranks, simulated backward %.1f ms\n",
+    printf("# %s: %d tensors, %zu elements (%.1f MiB), %d ranks, simulated backward %.1f ms",
            name, n, b->net->params, (double)b->total_bytes / (1 << 20), b->nranks, total * 1e3);
+    if (o->compute_total <= 0) printf(" (%.2f x the unfused communication)", o->compute_factor);
+    printf("\n");
     fflush(stdout);
   }
 
@@ -318,7 +323,8 @@ static int bench_net(bench_t *b, const opts_t *o, const char *name) {
 }
 
 static int parse(int argc, char **argv, opts_t *o) {
-  *o = (opts_t){"both", "none,threshold:64M,ddp,planned", HRING_FLOAT32, 3, 5, 6, 0, 0};
+  *o = (opts_t){.nets = "both", .modes = "none,threshold:64M,ddp,planned", .type = HRING_FLOAT32,
+                .repeats = 3, .steps = 5, .warmup = 6, .compute_factor = 1};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) return -1;
@@ -335,7 +341,12 @@ static int parse(int argc, char **argv, opts_t *o) {
       /* Seconds of backward compute per step; 0 or auto: scaled to the
        * unfused communication time. */
       o->compute_total = 0;
-      if (strcmp(v, "auto") && hring_perf_parse_double(v, 0, 3600, &o->compute_total)) return -1;
+      o->compute_factor = 1;
+      if (!strncmp(v, "auto:", 5)) {
+        if (hring_perf_parse_double(v + 5, 0.01, 100, &o->compute_factor)) return -1;
+      } else if (strcmp(v, "auto") && hring_perf_parse_double(v, 0, 3600, &o->compute_total)) {
+        return -1;
+      }
     }
     else if (!strcmp(a, "-p")) {
       if (strcmp(v, "packed") && strcmp(v, "arena")) return -1;
@@ -359,7 +370,7 @@ int main(int argc, char **argv) {
   if (parse(argc, argv, &o) != 0) {
     fprintf(stderr,
             "usage: fusion_perf [-m resnet50|alexnet|both] [-M mode,...] [-d float|half|bfloat16]\n"
-            "                   [-r repeats] [-n steps] [-w warmup] [-c seconds|auto] "
+            "                   [-r repeats] [-n steps] [-w warmup] [-c seconds|auto|auto:F] "
             "[-p arena|packed]\n");
     return 2;
   }

@@ -37,6 +37,8 @@ static const bad_case_t bad[] = {
     {"fusion_perf", "-n 0", "usage"},
     {"fusion_perf", "-w -1", "usage"},
     {"fusion_perf", "-c 1s", "usage"},
+    {"fusion_perf", "-c auto:0", "usage"},
+    {"fusion_perf", "-c auto:1x", "usage"},
     {"all_reduce_perf", "-b 8x", "-b"},
     {"all_reduce_perf", "--target_time 0.1s", "--target_time"},
     {"all_reduce_perf", "-b 8 -e 8|NCCL_TESTS_MIN_BW=fast", "NCCL_TESTS_MIN_BW"},
