@@ -6,7 +6,8 @@
 #
 # usage: perf/compare_peers.sh            (from the repository root, after make)
 # env:   REPS=3  NPS="2 4 8"  MAXB=64M  TARGET=0.1
-#        WHAT="hring-shm hring-tcp ompi-vader ompi-tcp gloo-ring mpich"
+#        WHAT="hring-shm hring-tcp ompi-vader ompi-tcp gloo-ring mpich mpich-tcp"
+#        (MPICH busy-polls: with more ranks than cores it takes milliseconds per call)
 #        PEERS_DIR=../shared/peers   sources of the peer harnesses
 #        OUT=/tmp/hring-compare/<date>  raw outputs + summary.md
 # The peer harnesses print nccl-tests rows for float32 sum, out of place, time
@@ -52,6 +53,8 @@ cmd() {
     ompi-vader) echo "$ompi $os -np $np --mca btl self,vader $W/build/mpi_allreduce_perf.ompi -T $TARGET -e $MAXB" ;;
     ompi-tcp) echo "$ompi $os -np $np --mca btl self,tcp $W/build/mpi_allreduce_perf.ompi -T $TARGET -e $MAXB" ;;
     mpich) echo "mpiexec.mpich -n $np $W/build/mpi_allreduce_perf.mpich -T $TARGET -e $MAXB" ;;
+    # MPICH's ch4:ucx over loopback tcp only (UCX's shm and cma transports off)
+    mpich-tcp) echo "env UCX_TLS=tcp,self mpiexec.mpich -n $np $W/build/mpi_allreduce_perf.mpich -T $TARGET -e $MAXB" ;;
     gloo-ring) echo "$W/build/gloo_allreduce_perf -n $np -a ring -P -T $TARGET -e $MAXB" ;;
     gloo-new_ring) echo "$W/build/gloo_allreduce_perf -n $np -a new_ring -P -T $TARGET -e $MAXB" ;;
     *) echo "unknown configuration $name" >&2; return 1 ;;

@@ -97,16 +97,20 @@ static int one_node_rule(const struct hring_comm *comm, size_t bytes) {
    * so the bound stays. */
   if (allpairs && bytes <= 2048) return HRING_ALGO_ALLPAIRS;
   /* Ranks outnumbering cores: every step waits for a rank to be scheduled,
-   * so up to 32 KiB the schedules with the fewest dependent steps win:
+   * so up to 128 KiB the schedules with the fewest dependent steps win:
    * recursive doubling (log2 n rounds) up to 16 KiB with 4 ranks and up to
    * 4 KiB with more, then the direct exchange (every rank sends all its
-   * pieces whenever it runs).  Beyond, the ring and the pipelined tree
-   * trade places from run to run; from 128 KiB the ring was the faster in
-   * 14 of 18 comparisons with 4 ranks and 10 of 18 with 8, each ahead by
-   * up to 1.4-1.6x where it won. */
+   * pieces whenever it runs).  From 48 to 128 KiB the ring was 1.2-3.4x
+   * behind the direct exchange (3 to 8 ranks, both modes of the machine;
+   * docs/performance.md, thirteenth section).  Beyond, the ring and the
+   * pipelined tree trade places from run to run; from 192 KiB the ring was
+   * the fastest in the machine's fast mode.  With more ranks than the
+   * engine drives at once the direct exchange cannot run, and
+   * halving-doubling (2 log2 n steps, the ring's volume) stands in. */
   if (comm->oversub_any) {
     if (bytes <= (n <= 4 ? 16384u : 4096u)) return HRING_ALGO_RDOUBLE;
-    if (bytes <= 32768) return HRING_ALGO_DIRECT;
+    if (bytes <= 131072)
+      return n - 1 <= HRING_ENGINE_MAX_ACTIVE ? HRING_ALGO_DIRECT : HRING_ALGO_RABENSEIFNER;
     return HRING_ALGO_RING;
   }
   /* Two ranks with a core each: one exchange of the whole vector

@@ -188,6 +188,21 @@ static void names_body(hring_comm_t comm, int rank, int n, void *arg) {
   HCHECK(hring_allreduce_algorithm(comm, 1024, HRING_FLOAT32, &a4k) == HRING_SUCCESS && a4k &&
              strcmp(a4k, want4k) == 0, "rank %d: 4 KiB, %s: %s, want %s", rank,
          comm->oversub_any ? "oversubscribed" : "a core per rank", a4k ? a4k : "(null)", want4k);
+  /* 64 and 128 KiB: the direct exchange where ranks outnumber cores, else
+   * the ring; just above 128 KiB the ring either way. */
+  const struct {
+    size_t count;
+    const char *want;
+  } mid[] = {{16384, comm->oversub_any ? "direct" : "ring"},
+             {32768, comm->oversub_any ? "direct" : "ring"},
+             {32769, "ring"}};
+  for (size_t i = 0; i < sizeof mid / sizeof mid[0]; i++) {
+    const char *a = NULL;
+    HCHECK(hring_allreduce_algorithm(comm, mid[i].count, HRING_FLOAT32, &a) == HRING_SUCCESS && a &&
+               strcmp(a, mid[i].want) == 0,
+           "rank %d: %zu floats on one node: %s, want %s", rank, mid[i].count, a ? a : "(null)",
+           mid[i].want);
+  }
   HCHECK(strcmp(none, "none") == 0, "rank %d: count 0: %s, want none", rank, none);
   hring_comm_t tree, pairs;
   setenv("HRING_ALGO", "tree", 1);
@@ -303,4 +318,37 @@ HTEST(choice_tool_runs_and_checks, 60) {
   snprintf(cmd, sizeof cmd, "%s/hring-choice -x 1 > /dev/null 2>&1", mp_bindir());
   rc = system(cmd);
   HCHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "a bad option: status %d, expected 2", rc);
+}
+
+/* More ranks on one node than the engine drives at once (64 peers): the
+ * direct exchange and allpairs cannot run there, so the one-node rules
+ * must not name them.  They did, and every allreduce of 8 to 128 KiB with
+ * 66 oversubscribed ranks failed with an internal error.  Small slots keep
+ * the 66 x 65 FIFOs to a few tens of MiB. */
+static void many_ranks_body(hring_comm_t comm, int rank, int n, void *arg) {
+  (void)arg;
+  static const size_t counts[] = {2, 2048, 16384, 32768};
+  for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+    const char *a = NULL;
+    HCHECK(hring_allreduce_algorithm(comm, counts[i], HRING_INT32, &a) == HRING_SUCCESS && a &&
+               strcmp(a, "direct") != 0 && strcmp(a, "allpairs") != 0,
+           "rank %d of %d, %zu ints: %s, which cannot run with so many ranks", rank, n, counts[i],
+           a ? a : "(null)");
+    static int32_t v[32768];
+    for (size_t k = 0; k < counts[i]; k++) v[k] = rank + (int32_t)(k % 5);
+    hring_result_t r = hring_allreduce(v, v, counts[i], HRING_INT32, HRING_SUM, comm, NULL);
+    HREQUIRE(r == HRING_SUCCESS, "rank %d, %zu ints: %s", rank, counts[i], hring_last_error());
+    size_t wrong = 0;
+    for (size_t k = 0; k < counts[i]; k++) wrong += v[k] != n * (n - 1) / 2 + n * (int32_t)(k % 5);
+    HCHECK(wrong == 0, "rank %d, %zu ints: %zu wrong elements", rank, counts[i], wrong);
+  }
+}
+
+HTEST(one_node_beyond_the_engine_limit, 180) {
+  setenv("HRING_SHM_SLOT_SIZE", "4K", 1);
+  setenv("HRING_SHM_SLOTS", "2", 1);
+  int failed = mp_run(66, many_ranks_body, NULL);
+  unsetenv("HRING_SHM_SLOT_SIZE");
+  unsetenv("HRING_SHM_SLOTS");
+  HCHECK(failed == 0, "%d rank(s) failed", failed);
 }
