@@ -15,7 +15,10 @@
  * usage: hring-choice [-b MIN] [-e MAX] [-f FACTOR] [-a auto,ring,tree,...]
  *                     [-r ROUNDS] [-t MS]
  *   under hring-run, mpirun or srun (hring_comm_init_env).  -t: the time
- *   one algorithm's turn takes (default 20 ms; at least 2 ops).
+ *   one algorithm's turn takes (default 20 ms; at least 2 ops).  A column
+ *   ALGO@VAR=VALUE (ring@HRING_NT_MIN=1G) makes its communicator with that
+ *   setting as well, so two settings are compared side by side in the same
+ *   way as two algorithms.
  * Prints per size the median and minimum time per op (the slowest rank's)
  * of every algorithm, auto's median over the best forced median, the best
  * forced algorithm (with what it ran where it could not run that size:
@@ -27,6 +30,7 @@
  * sub-microsecond sizes, where the pick was the best forced algorithm).
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,16 +126,29 @@ int main(int argc, char **argv) {
   const char *names[MAX_ALGOS];
   hring_comm_t comms[MAX_ALGOS];
   int na = 0, auto_at = -1;
+  static char algos[MAX_ALGOS][64];
   for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && na < MAX_ALGOS;
        tok = strtok_r(NULL, ",", &save)) {
-    if (!strcmp(tok, "auto")) {
+    /* ALGO@VAR=VALUE: the setting too, for this communicator only. */
+    char *at = strchr(tok, '@'), *eq = at ? strchr(at, '=') : NULL, var[64] = "";
+    snprintf(algos[na], sizeof algos[na], "%.*s", at ? (int)(at - tok) : 63, tok);
+    if (at && (!eq || eq == at + 1 || eq - at > (ptrdiff_t)sizeof var)) {
+      if (rank == 0) fprintf(stderr, "hring-choice: bad column %s (ALGO@VAR=VALUE)\n", tok);
+      exit(2);
+    }
+    if (at) {
+      snprintf(var, sizeof var, "%.*s", (int)(eq - at - 1), at + 1);
+      setenv(var, eq + 1, 1);
+    }
+    if (!strcmp(algos[na], "auto")) {
       unsetenv("HRING_ALGO");
-      auto_at = na;
+      if (!at) auto_at = na;
     } else {
-      setenv("HRING_ALGO", tok, 1);
+      setenv("HRING_ALGO", algos[na], 1);
     }
     r = hring_comm_split(world, 0, rank, &comms[na]);
     if (r != HRING_SUCCESS) die(rank, tok, r);
+    if (*var) unsetenv(var);
     names[na++] = tok;
   }
   unsetenv("HRING_ALGO");
@@ -228,7 +245,7 @@ int main(int argc, char **argv) {
       if (a != auto_at && !strcmp(runs[a], ran) && (ran_at < 0 || med[a] < med[ran_at]))
         ran_at = a;
     char bname[64] = "-"; /* "allpairs=direct": the forced allpairs ran direct */
-    if (besta >= 0 && strcmp(names[besta], runs[besta]))
+    if (besta >= 0 && strcmp(algos[besta], runs[besta]))
       snprintf(bname, sizeof bname, "%s=%s", names[besta], runs[besta]);
     else if (besta >= 0)
       snprintf(bname, sizeof bname, "%s", names[besta]);

@@ -159,6 +159,26 @@ static hring_result_t agree_settings(struct hring_comm *comm) {
   return r;
 }
 
+/* HRING_NT_MIN: results from this size are written with non-temporal
+ * stores.  auto: from NT_MIN_OVERSUBSCRIBED where this machine's ranks
+ * outnumber its cores, never where each has a core.  Measured side by
+ * side (hring-choice, ring against ring@HRING_NT_MIN=1G, three rounds;
+ * docs/performance.md, thirteenth section): with 2 ranks on 2 cores the
+ * streaming stores made the ring 1.9x slower at 4 MiB and 1.05-1.4x at
+ * 8-64 MiB (the result stays in cache and the next use finds it there);
+ * with 4 and 8 ranks on 2 cores they made it 1.0-1.15x faster at 4-64 MiB
+ * (a rank that gives up its core finds its cache refilled by another's
+ * data anyway).  The stores are the rank's own: ranks need not agree. */
+#define NT_MIN_OVERSUBSCRIBED (4 << 20)
+static int64_t nt_min(const struct hring_comm *comm) {
+  const char *v = hring__cfg_str(HRING_CFG_NT_MIN);
+  int64_t b = 0;
+  if (strcasecmp(v, "auto") == 0) return comm->oversubscribed ? NT_MIN_OVERSUBSCRIBED : 0;
+  if (hring__cfg_parse_int(v, &b) == 0 && b >= 0) return b;
+  HRING_WARN(HRING_SUB_INIT, "HRING_NT_MIN=%s is not a size in bytes or auto; using auto", v);
+  return comm->oversubscribed ? NT_MIN_OVERSUBSCRIBED : 0;
+}
+
 hring_result_t hring__algo_comm_init(struct hring_comm *comm) {
   HRING_CHECK(read_tune(comm));
   HRING_CHECK(agree_layout(comm));
@@ -177,7 +197,7 @@ hring_result_t hring__algo_comm_init(struct hring_comm *comm) {
   }
   comm->small_max = hring__cfg_int(HRING_CFG_SMALL_MAX);
   comm->chunk_size = hring__cfg_int(HRING_CFG_CHUNK_SIZE);
-  comm->nt_min = hring__cfg_int(HRING_CFG_NT_MIN);
+  comm->nt_min = nt_min(comm);
   HRING_CHECK(hring__choice_init(comm));
   HRING_CHECK(agree_settings(comm));
   return hring__tune_init(comm);

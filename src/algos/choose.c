@@ -115,8 +115,11 @@ static int one_node_rule(const struct hring_comm *comm, size_t bytes) {
   }
   /* Two ranks with a core each: one exchange of the whole vector
    * (recursive doubling's single step) beat the ring by 1.1-1.5x from 8 to
-   * 256 KiB, in both modes of the machine. */
-  if (n == 2 && bytes <= 262144) return HRING_ALGO_RDOUBLE;
+   * 384 KiB, in both modes of the machine, and tied with it at 512 KiB.
+   * Beyond, hring-choice favoured it by 1.05-1.14x up to 4 MiB while
+   * all_reduce_perf favoured the ring by up to 1.25x (docs/performance.md,
+   * thirteenth section), so the ring stays there. */
+  if (n == 2 && bytes <= 524288) return HRING_ALGO_RDOUBLE;
   return allpairs ? HRING_ALGO_ALLPAIRS : HRING_ALGO_RING;
 }
 

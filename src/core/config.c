@@ -38,8 +38,10 @@ static const hring_cfg_entry_t table[HRING_CFG_COUNT] = {
                            "spin before yielding when a rank has a core of its own"},
     [HRING_CFG_SMALL_MAX] = {"HRING_SMALL_MAX", "-1", "bytes",
                              "largest allreduce sent whole to every peer (allpairs); -1: auto"},
-    [HRING_CFG_NT_MIN] = {"HRING_NT_MIN", "4M", "bytes",
-                          "results at least this large are written with non-temporal stores"},
+    [HRING_CFG_NT_MIN] = {"HRING_NT_MIN", "auto", "bytes",
+                          "results at least this large are written with non-temporal stores "
+                          "(0: never); auto: 4M where the machine's ranks outnumber its cores, "
+                          "else never"},
     [HRING_CFG_NODE_ID] = {"HRING_NODE_ID", NULL, "text",
                            "node identity override (ranks with equal ids share memory)"},
     [HRING_CFG_DEBUG] = {"HRING_DEBUG", "WARN", "level", "log level: NONE, WARN, INFO, TRACE"},

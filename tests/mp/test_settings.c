@@ -4,7 +4,8 @@
  * the cost model's file) must be set alike on every rank.  One rank set
  * otherwise fails the communicator's creation on every rank at once, with
  * a message naming the setting, instead of schedules that wait on each
- * other until the timeout; the parent communicator is untouched.
+ * other until the timeout; the parent communicator is untouched.  Last,
+ * HRING_NT_MIN, which each rank may set as it likes, and its auto value.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "algos/model.h"
+#include "core/comm.h"
 #include "mp.h"
 
 typedef struct {
@@ -80,4 +82,40 @@ HTEST(settings_must_agree, 60) {
   HCHECK(mp_run(3, body, NULL) == 0, "a rank failed");
   unsetenv("MP_NODE_MAP");
   unlink(model_path);
+}
+
+/* HRING_NT_MIN, a setting of each rank's own (its stores only): auto
+ * streams results from 4 MiB where the machine's ranks outnumber its
+ * cores and never where each has a core; a size is taken as it is, 0 is
+ * never, and anything else is auto (with a warning).  Run with 2 ranks
+ * (a core each on a machine of 2 or more) and 4 (oversubscribed on 2 or 3
+ * cores), so each branch of auto is met where the machine allows. */
+static void nt_body(hring_comm_t comm, int rank, int nranks, void *arg) {
+  (void)arg;
+  const int64_t automatic = comm->oversubscribed ? 4 << 20 : 0;
+  HCHECK(comm->nt_min == automatic, "rank %d of %d (%s): unset gives %lld, want %lld", rank,
+         nranks, comm->oversubscribed ? "oversubscribed" : "a core each", (long long)comm->nt_min,
+         (long long)automatic);
+  const struct {
+    const char *value;
+    int64_t want;
+  } cases[] = {{"auto", automatic}, {"AUTO", automatic}, {"1M", 1 << 20},
+               {"0", 0},           {"lots", automatic}, {"-5", automatic}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    setenv("HRING_NT_MIN", cases[i].value, 1);
+    hring_comm_t c = NULL;
+    hring_result_t r = hring_comm_split(comm, 0, rank, &c);
+    unsetenv("HRING_NT_MIN");
+    HREQUIRE(r == HRING_SUCCESS, "rank %d: HRING_NT_MIN=%s: %s", rank, cases[i].value,
+             hring_last_error());
+    HCHECK(c->nt_min == cases[i].want, "rank %d: HRING_NT_MIN=%s gives %lld, want %lld", rank,
+           cases[i].value, (long long)c->nt_min, (long long)cases[i].want);
+    check_allreduce(c, rank, nranks, cases[i].value);
+    hring_comm_destroy(c);
+  }
+}
+
+HTEST(nt_min_follows_the_cores, 60) {
+  HCHECK(mp_run(2, nt_body, NULL) == 0, "2 ranks: a rank failed");
+  HCHECK(mp_run(4, nt_body, NULL) == 0, "4 ranks: a rank failed");
 }
