@@ -103,7 +103,7 @@ $(BUILD)/lib/libhring_cudamock.so: $(BUILD)/obj/tests/cudamock/cuda_mock.o $(LIB
 	$(CC) -shared $(SAN) -o $@ $^ $(LDLIBS_ALL)
 
 # The launcher stands alone: it starts programs, it does not communicate.
-$(BUILD)/bin/hring-run: $(BUILD)/obj/src/tools/hring_run.o
+$(BUILD)/bin/hring-run: $(BUILD)/obj/src/tools/hring_run.o $(BUILD)/obj/src/tools/run_bind.o
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $^
 

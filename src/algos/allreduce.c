@@ -49,7 +49,7 @@ static hring_result_t agree_layout(struct hring_comm *comm) {
         comm->node_of[p] == comm->node)
       tcp_within = 1;
   }
-  layout_t mine = {m, comm->oversubscribed, comm->machine_size, hring__topo_ncores(),
+  layout_t mine = {m, comm->oversubscribed, comm->machine_size, comm->machine_cores,
                    (int32_t)comm->tune_reps, comm->tune_retry, tcp_within, comm->tune_max},
            *all = calloc((size_t)comm->nranks, sizeof *all);
   if (!all) return hring__err(HRING_ERR_NO_MEMORY, "comm init");

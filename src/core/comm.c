@@ -176,6 +176,24 @@ static int machine_size(const struct hring_comm *c) {
   return n > c->local_size ? n : c->local_size;
 }
 
+/* CPUs the ranks of this machine may run on, together: the union of their
+ * affinity sets.  A launcher that pins each rank to a core of its own
+ * (mpirun, srun, hring-run) leaves each rank one CPU, yet the ranks do not
+ * outnumber the machine's cores; two ranks pinned to the same CPU do. */
+static int machine_cores(const struct hring_comm *c) {
+  const char *mine = c->peers[c->rank].machine_id;
+  uint64_t u[HRING_CPU_WORDS] = {0};
+  for (int r = 0; r < c->nranks; r++) {
+    const int same = *mine ? strcmp(c->peers[r].machine_id, mine) == 0
+                           : c->node_of[r] == c->node;
+    if (!same) continue;
+    for (int w = 0; w < HRING_CPU_WORDS; w++) u[w] |= c->peers[r].cpus[w];
+  }
+  int n = 0;
+  for (int w = 0; w < HRING_CPU_WORDS; w++) n += __builtin_popcountll(u[w]);
+  return n > 0 ? n : hring__topo_ncores();
+}
+
 static void comm_free(struct hring_comm *c, int drain) {
   if (!c) return;
   /* Destroy drained the nonblocking queue already; abort fails what is
@@ -266,6 +284,10 @@ static hring_result_t comm_create(struct hring_comm **out, int nranks, const hri
   gethostname(me.host, sizeof me.host - 1);
   boot_id(me.machine_id, sizeof me.machine_id);
   node_identity(me.node_id, sizeof me.node_id, me.machine_id);
+  cpu_set_t allowed;
+  hring__topo_allowed(&allowed);
+  for (int cpu = 0; cpu < CPU_SETSIZE && cpu < 64 * HRING_CPU_WORDS; cpu++)
+    if (CPU_ISSET(cpu, &allowed)) me.cpus[cpu / 64] |= 1ull << (cpu % 64);
   c->peers = calloc((size_t)nranks, sizeof *c->peers);
   c->conns = calloc((size_t)nranks, sizeof *c->conns);
   if (!c->peers || !c->conns) {
@@ -277,8 +299,9 @@ static hring_result_t comm_create(struct hring_comm **out, int nranks, const hri
   HRING_CHECK_GOTO(hring__bootstrap_allgather(c->bs, &me, c->peers, sizeof me), r, fail);
   HRING_CHECK_GOTO(check_peers(c), r, fail);
   HRING_CHECK_GOTO(find_nodes(c), r, fail);
-  int cores = hring__topo_ncores();
   c->machine_size = machine_size(c);
+  c->machine_cores = machine_cores(c);
+  const int cores = c->machine_cores;
   c->oversubscribed = c->machine_size > cores;
   c->spin_ns = c->oversubscribed ? 0 : hring__cfg_int(HRING_CFG_SPIN_US) * 1000;
   hring__topo_bind(c, bind); /* before the transports, so their memory and threads follow */

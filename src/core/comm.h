@@ -17,6 +17,7 @@
 #define HRING_SECRET_BYTES 16
 #define HRING_NODE_ID_MAX 96
 #define HRING_HOST_MAX 64
+#define HRING_CPU_WORDS 16 /* 1024 CPUs, as cpu_set_t */
 
 /* What every rank tells the others in the first bootstrap round. */
 typedef struct {
@@ -28,6 +29,9 @@ typedef struct {
    * cores, whatever node HRING_NODE_ID puts them on. */
   char machine_id[40];
   struct sockaddr_storage addr; /* address tcp listeners bind on this rank */
+  /* The CPUs this rank may run on (its affinity before hring pinned it),
+   * one bit each: the ranks of a machine together own the union. */
+  uint64_t cpus[HRING_CPU_WORDS];
 } hring_peer_info_t;
 
 struct hring_bootstrap;
@@ -41,6 +45,7 @@ struct hring_comm {
   int node, nnodes;            /* index of this rank's node, number of nodes */
   int local_rank, local_size;  /* among ranks of the same node */
   int machine_size;            /* ranks on this machine (machine_id), any node */
+  int machine_cores;           /* CPUs those ranks may run on, together */
   int *node_of;                /* [nranks] node index of every rank */
   hring_peer_info_t *peers;    /* [nranks] */
   uint8_t secret[HRING_SECRET_BYTES];
@@ -55,7 +60,7 @@ struct hring_comm {
   /* Waiting policy (wait.c). */
   int64_t timeout_ms;
   int64_t spin_ns;             /* spin this long before yielding */
-  int oversubscribed;          /* more local ranks than cores */
+  int oversubscribed;          /* machine_size > machine_cores */
   int oversub_any;             /* some machine is oversubscribed (the same on every rank) */
   int mranks_max, cores_min;   /* most ranks on one machine, fewest cores (agreed) */
   int tcp_within_any;          /* some rank reaches a rank of its own node by tcp (agreed) */

@@ -459,7 +459,7 @@ static pthread_mutex_t bind_lock = PTHREAD_MUTEX_INITIALIZER;
 static cpu_set_t saved_allowed; /* before hring first pinned this process */
 static int saved_valid;
 
-static void current_allowed(cpu_set_t *out) {
+void hring__topo_allowed(cpu_set_t *out) {
   pthread_mutex_lock(&bind_lock);
   if (saved_valid) *out = saved_allowed;
   else if (sched_getaffinity(0, sizeof *out, out) != 0) CPU_ZERO(out);
@@ -471,7 +471,7 @@ void hring__topo_detect(hring_topo_t *t, int use_hwloc) {
   linux_cpus(t);
   linux_nics(t);
   linux_gpus(t);
-  current_allowed(&t->allowed);
+  hring__topo_allowed(&t->allowed);
   if (CPU_COUNT(&t->allowed) == 0)
     for (int c = 0; c < CPU_SETSIZE; c++)
       if (t->core_of[c] >= 0) CPU_SET(c, &t->allowed);

@@ -88,5 +88,8 @@ void hring__topo_bind(struct hring_comm *comm, hring_bind_t mode);
  * it never did), so that a second communicator does not mistake the first
  * one's pinning for oversubscription. */
 int hring__topo_ncores(void);
+/* The CPUs this process may run on: its affinity before hring first
+ * pinned it (HRING_BIND), so every communicator sees the same set. */
+void hring__topo_allowed(cpu_set_t *out);
 
 #endif

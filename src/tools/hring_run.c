@@ -2,12 +2,14 @@
  * hring_run.c - hring-run, the built-in local launcher.
  *
  * usage: hring-run -n N [--no-prefix] [--grace SECS] [--timeout SECS]
- *                  [--] prog [args...]
+ *                  [--bind cores|none] [--] prog [args...]
  *
  * Starts N copies of prog on this machine with the environment that
  * hring_comm_init_env() reads (HRING_RANK, HRING_NRANKS, HRING_LOCAL_RANK,
  * HRING_LOCAL_SIZE, HRING_ROOT, HRING_SECRET), forwards their output line by
  * line with "[R] " prefixes, and stops the whole job on the first failure.
+ * With --bind cores each rank is pinned to cores of its own when they are
+ * enough (run_bind.h; HRING_BIND set for the library leaves that out).
  *
  * The program is standalone: it uses nothing from the library, so a job can be
  * launched (and its failure reported) even when the library is broken.
@@ -39,6 +41,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "tools/run_bind.h"
 
 #define RUN_MAX_RANKS 4096
 #define RUN_EXIT_INTERNAL 1
@@ -86,6 +90,7 @@ struct job {
   double timeout_s;       /* 0: no timeout */
   char **argv;
   struct rank *ranks;
+  cpu_set_t *cpus;        /* [n] each rank's CPUs; NULL: unpinned */
   int nalive;
   pid_t pgid;             /* process group of all ranks; 0 before rank 0 */
   int sigfd;
@@ -125,6 +130,9 @@ static void usage(FILE *to) {
         "  --no-prefix     pass the ranks' output through without \"[R] \" prefixes\n"
         "  --grace SECS    wait this long after SIGTERM before SIGKILL (default 3)\n"
         "  --timeout SECS  stop the job and exit 124 after SECS (default: none)\n"
+        "  --bind MODE     none (default): leave the ranks unpinned; cores: pin each\n"
+        "                  rank to cores of its own when there are at least N (not\n"
+        "                  when HRING_BIND is set: the library pins them then)\n"
         "  -h, --help      print this help\n"
         "\n"
         "Each rank gets HRING_RANK, HRING_NRANKS, HRING_LOCAL_RANK, HRING_LOCAL_SIZE,\n"
@@ -493,6 +501,8 @@ static void rank_exec(struct job *job, int r, int out_w, int err_w, int status_w
   setenv("HRING_LOCAL_SIZE", v, 1);
   setrlimit(RLIMIT_NOFILE, &job->orig_nofile);
   sigprocmask(SIG_SETMASK, &job->orig_mask, NULL);
+  if (job->cpus && sched_setaffinity(0, sizeof job->cpus[r], &job->cpus[r]) != 0 && errfd >= 0)
+    dprintf(errfd, "hring-run: rank %d left unpinned: %s\n", r, strerror(errno));
   execvp(job->argv[0], job->argv);
   int e = errno;
   if (errfd >= 0) dprintf(errfd, "hring-run: cannot execute %s: %s\n", job->argv[0], strerror(e));
@@ -685,12 +695,13 @@ int main(int argc, char **argv) {
       {"no-prefix", no_argument, NULL, 'P'},
       {"grace", required_argument, NULL, 'g'},
       {"timeout", required_argument, NULL, 't'},
+      {"bind", required_argument, NULL, 'b'},
       {NULL, 0, NULL, 0},
   };
   struct job job = {.n = 0, .prefix = 1, .grace_s = RUN_DEFAULT_GRACE_S,
                     .exit_code = -1, .sigfd = -1};
   long n = 0;
-  int opt, have_n = 0;
+  int opt, have_n = 0, bind = 0;
 
   ensure_std_fds();
   /* Whole lines are written at once; flushed after every poll round. */
@@ -724,6 +735,13 @@ int main(int argc, char **argv) {
           note("--timeout wants seconds (more than 0), not '%s'", optarg);
           return RUN_EXIT_USAGE;
         }
+        break;
+      case 'b':
+        if (strcmp(optarg, "cores") && strcmp(optarg, "none")) {
+          note("--bind wants cores or none, not '%s'", optarg);
+          return RUN_EXIT_USAGE;
+        }
+        bind = strcmp(optarg, "cores") == 0;
         break;
       default:
         fputs("Try 'hring-run --help'.\n", stderr);
@@ -761,6 +779,15 @@ int main(int argc, char **argv) {
     return RUN_EXIT_INTERNAL;
   }
   for (int r = 0; r < job.n; r++) job.ranks[r].out.fd = job.ranks[r].err.fd = -1;
+  const char *lib_bind = getenv("HRING_BIND");
+  cpu_set_t allowed;
+  if (bind && !(lib_bind && *lib_bind) && sched_getaffinity(0, sizeof allowed, &allowed) == 0) {
+    job.cpus = calloc((size_t)job.n, sizeof *job.cpus);
+    if (job.cpus && run_bind_plan(&allowed, job.n, job.cpus) == 0) {
+      free(job.cpus); /* more ranks than cores: the scheduler shares them */
+      job.cpus = NULL;
+    }
+  }
   if (setup_signals(&job) != 0) {
     note("cannot set up signal handling: %s", strerror(errno));
     return RUN_EXIT_INTERNAL;
@@ -777,6 +804,7 @@ int main(int argc, char **argv) {
     break;
   }
   run_loop(&job);
+  free(job.cpus);
   free(job.ranks);
   close(job.sigfd);
   return job.exit_code >= 0 ? job.exit_code : 0;

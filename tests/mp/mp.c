@@ -99,6 +99,18 @@ int mp_run(int nranks, mp_body_fn body, void *arg) {
     if (pids[rank] == 0) {
       hring_comm_t comm;
       if (enter_netns(rank) != 0) _exit(1);
+      /* MP_PIN_EACH=1 pins rank r to the r-th CPU it may use (mod their
+       * number), as a launcher that gives each rank a core does. */
+      const char *pin = getenv("MP_PIN_EACH");
+      cpu_set_t allowed, one;
+      if (pin && *pin == '1' && sched_getaffinity(0, sizeof allowed, &allowed) == 0) {
+        for (int c = 0, k = 0; c < CPU_SETSIZE; c++)
+          if (CPU_ISSET(c, &allowed) && k++ == rank % CPU_COUNT(&allowed)) {
+            CPU_ZERO(&one);
+            CPU_SET(c, &one);
+            if (sched_setaffinity(0, sizeof one, &one) != 0) _exit(1);
+          }
+      }
       /* MP_NODES=k splits the ranks into k emulated nodes (rank % k);
        * MP_NODE_MAP lists each rank's node, for nodes of unequal sizes. */
       const char *nodes = getenv("MP_NODES");

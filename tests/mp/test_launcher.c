@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
@@ -244,6 +245,106 @@ HTEST(launcher_env_kept, 10) {
   HCHECK(rc == 0, "exit status %d", rc);
   HCHECK(lt_count(lt_str(&res.out), "10.1.2.3:4567 00112233445566778899aabbccddeeff\n") == 2,
          "HRING_ROOT/HRING_SECRET from the environment not kept: %s", lt_str(&res.out));
+  lt_free(&res);
+}
+
+/* ---- Pinning -------------------------------------------------------------- */
+
+/* "0-3,8,10-11" (Cpus_allowed_list) into a set; -1 when it does not parse. */
+static int lt_cpulist(const char *s, cpu_set_t *set) {
+  CPU_ZERO(set);
+  while (*s && *s != '\n') {
+    char *end;
+    long a = strtol(s, &end, 10), b = a;
+    if (end == s) return -1;
+    if (*end == '-') {
+      s = end + 1;
+      b = strtol(s, &end, 10);
+      if (end == s) return -1;
+    }
+    for (long c = a; c <= b && c < CPU_SETSIZE; c++) CPU_SET((int)c, set);
+    s = *end == ',' ? end + 1 : end;
+  }
+  return 0;
+}
+
+/* Runs n ranks printing their CPUs; sets[r] gets rank r's. */
+static void lt_rank_cpus(const char *launcher, const char *bind, int n, cpu_set_t *sets) {
+  char nv[16];
+  snprintf(nv, sizeof nv, "%d", n);
+  struct lt_result res;
+  int rc = lt_run(&res, launcher, "--bind", bind, "-n", nv, "/bin/sh", "-c",
+                  "grep Cpus_allowed_list /proc/self/status", NULL);
+  HCHECK(rc == 0, "--bind %s -n %d: exit status %d: %s", bind, n, rc, lt_str(&res.err));
+  int seen = 0;
+  for (char *save = NULL, *line = strtok_r(res.out.p, "\n", &save); line;
+       line = strtok_r(NULL, "\n", &save)) {
+    int r = -1;
+    char list[256] = "";
+    if (sscanf(line, "[%d] Cpus_allowed_list: %255s", &r, list) == 2 && r >= 0 && r < n &&
+        lt_cpulist(list, &sets[r]) == 0)
+      seen++;
+  }
+  HCHECK(seen == n, "--bind %s -n %d: %d of the ranks' CPU lists read", bind, n, seen);
+  lt_free(&res);
+}
+
+#define LT_PIN_MAX 64
+/* --bind cores: each rank gets CPUs of its own, together all the
+ * launcher's, when there are at least as many as ranks; otherwise, by
+ * default, with --bind none or with HRING_BIND set (the library pins
+ * then), every rank keeps them all. */
+HTEST(launcher_pins_ranks, 20) {
+  LT_LAUNCHER(launcher);
+  unsetenv("HRING_BIND");
+  static cpu_set_t sets[LT_PIN_MAX + 1];
+  cpu_set_t all, u, x;
+  HREQUIRE(sched_getaffinity(0, sizeof all, &all) == 0, "sched_getaffinity");
+  const int ncpu = CPU_COUNT(&all);
+  const int ns[] = {1, 2};
+  for (size_t i = 0; i < 2; i++) {
+    const int n = ns[i];
+    if (n > ncpu) continue;
+    lt_rank_cpus(launcher, "cores", n, sets);
+    CPU_ZERO(&u);
+    for (int r = 0; r < n; r++) {
+      CPU_AND(&x, &u, &sets[r]);
+      HCHECK(CPU_COUNT(&sets[r]) > 0 && CPU_COUNT(&x) == 0,
+             "-n %d: rank %d has %d CPUs, %d shared with a lower rank", n, r, CPU_COUNT(&sets[r]),
+             CPU_COUNT(&x));
+      CPU_OR(&u, &u, &sets[r]);
+    }
+    HCHECK(CPU_EQUAL(&u, &all), "-n %d: the ranks' CPUs are not the launcher's %d", n, ncpu);
+  }
+  if (ncpu < LT_PIN_MAX) { /* one rank more than CPUs: none pinned */
+    lt_rank_cpus(launcher, "cores", ncpu + 1, sets);
+    for (int r = 0; r <= ncpu; r++)
+      HCHECK(CPU_EQUAL(&sets[r], &all), "%d ranks on %d CPUs: rank %d pinned", ncpu + 1, ncpu, r);
+  }
+  lt_rank_cpus(launcher, "none", 2, sets);
+  for (int r = 0; r < 2; r++) HCHECK(CPU_EQUAL(&sets[r], &all), "--bind none: rank %d pinned", r);
+  struct lt_result dflt;
+  HCHECK(lt_run(&dflt, launcher, "-n", "2", "/bin/sh", "-c",
+                "grep Cpus_allowed_list /proc/self/status", NULL) == 0, "default: %s",
+         lt_str(&dflt.err));
+  for (int r = 0; r < 2; r++) {
+    char tag[8], list[256] = "";
+    snprintf(tag, sizeof tag, "[%d] ", r);
+    const char *at = strstr(lt_str(&dflt.out), tag);
+    HCHECK(at && sscanf(at + strlen(tag), "Cpus_allowed_list: %255s", list) == 1 &&
+               lt_cpulist(list, &sets[r]) == 0 && CPU_EQUAL(&sets[r], &all),
+           "default: rank %d pinned (%s)", r, list);
+  }
+  lt_free(&dflt);
+  setenv("HRING_BIND", "core", 1);
+  lt_rank_cpus(launcher, "cores", 2, sets);
+  unsetenv("HRING_BIND");
+  for (int r = 0; r < 2; r++)
+    HCHECK(CPU_EQUAL(&sets[r], &all), "HRING_BIND set: rank %d pinned by the launcher", r);
+  struct lt_result res;
+  int rc = lt_run(&res, launcher, "--bind", "socket", "-n", "1", "true", NULL);
+  HCHECK(rc == 2 && strstr(lt_str(&res.err), "--bind wants cores or none"),
+         "--bind socket: status %d, %s", rc, lt_str(&res.err));
   lt_free(&res);
 }
 

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/comm.h"
 #include "core/topo.h"
 #include "mp.h"
 
@@ -339,4 +340,53 @@ HTEST(topo_detect, 20) {
       HCHECK((la == lb) == (ha == hb), "CPUs %d and %d: NUMA nodes disagree", a, b);
     }
   HCHECK(lin.nnuma == hw.nnuma, "NUMA nodes: Linux %d, hwloc %d", lin.nnuma, hw.nnuma);
+}
+
+/* ---- cores of the machine ---- */
+
+/* Whether ranks outnumber cores counts the CPUs of all the machine's ranks
+ * together.  Each rank pinned to a CPU of its own (as mpirun, srun and
+ * hring-run pin them) is not oversubscribed where the machine has a CPU
+ * per rank; every rank pinned to one CPU is.  Before, each rank counted
+ * only its own CPUs, and a rank pinned to one thought itself
+ * oversubscribed with any second rank. */
+typedef struct {
+  int want_cores, want_over;
+} cores_arg_t;
+
+static void cores_body(hring_comm_t comm, int rank, int n, void *arg) {
+  const cores_arg_t *a = arg;
+  HCHECK(comm->machine_cores == a->want_cores, "rank %d of %d: %d CPUs for the machine, want %d",
+         rank, n, comm->machine_cores, a->want_cores);
+  HCHECK(comm->oversubscribed == a->want_over, "rank %d of %d: oversubscribed %d, want %d", rank, n,
+         comm->oversubscribed, a->want_over);
+  int32_t v = rank + 1;
+  HCHECK(hring_allreduce(&v, &v, 1, HRING_INT32, HRING_SUM, comm, NULL) == HRING_SUCCESS &&
+             v == n * (n + 1) / 2, "rank %d: allreduce %d", rank, v);
+}
+
+HTEST(topo_cores_of_pinned_ranks, 60) {
+  cpu_set_t before, one;
+  HREQUIRE(sched_getaffinity(0, sizeof before, &before) == 0, "sched_getaffinity");
+  const int ncpu = CPU_COUNT(&before);
+  /* Unpinned: every rank sees all the CPUs. */
+  cores_arg_t a = {ncpu, 2 > ncpu};
+  HCHECK(mp_run(2, cores_body, &a) == 0, "2 ranks unpinned: a rank failed");
+  /* Each on a CPU of its own (the same one when the machine has one). */
+  setenv("MP_PIN_EACH", "1", 1);
+  a = (cores_arg_t){ncpu >= 2 ? 2 : 1, ncpu < 2};
+  HCHECK(mp_run(2, cores_body, &a) == 0, "2 ranks on CPUs of their own: a rank failed");
+  unsetenv("MP_PIN_EACH");
+  /* All on the first CPU. */
+  CPU_ZERO(&one);
+  for (int c = 0; c < CPU_SETSIZE; c++)
+    if (CPU_ISSET(c, &before)) {
+      CPU_SET(c, &one);
+      break;
+    }
+  HREQUIRE(sched_setaffinity(0, sizeof one, &one) == 0, "sched_setaffinity");
+  a = (cores_arg_t){1, 1};
+  int failed = mp_run(2, cores_body, &a);
+  HREQUIRE(sched_setaffinity(0, sizeof before, &before) == 0, "sched_setaffinity back");
+  HCHECK(failed == 0, "2 ranks on one CPU: a rank failed");
 }
