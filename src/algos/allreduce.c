@@ -172,11 +172,12 @@ static hring_result_t agree_settings(struct hring_comm *comm) {
 #define NT_MIN_OVERSUBSCRIBED (4 << 20)
 static int64_t nt_min(const struct hring_comm *comm) {
   const char *v = hring__cfg_str(HRING_CFG_NT_MIN);
+  const int64_t automatic = comm->oversubscribed ? NT_MIN_OVERSUBSCRIBED : 0;
   int64_t b = 0;
-  if (strcasecmp(v, "auto") == 0) return comm->oversubscribed ? NT_MIN_OVERSUBSCRIBED : 0;
+  if (strcasecmp(v, "auto") == 0) return automatic;
   if (hring__cfg_parse_int(v, &b) == 0 && b >= 0) return b;
   HRING_WARN(HRING_SUB_INIT, "HRING_NT_MIN=%s is not a size in bytes or auto; using auto", v);
-  return comm->oversubscribed ? NT_MIN_OVERSUBSCRIBED : 0;
+  return automatic;
 }
 
 hring_result_t hring__algo_comm_init(struct hring_comm *comm) {

@@ -168,11 +168,14 @@ static void node_identity(char *out, size_t len, const char *boot) {
 /* Ranks that share this rank's machine: emulated nodes (HRING_NODE_ID,
  * network namespaces) on one machine share its cores, and whether ranks
  * outnumber cores is what decides between spinning and yielding. */
-static int machine_size(const struct hring_comm *c) {
+static int same_machine(const struct hring_comm *c, int r) {
   const char *mine = c->peers[c->rank].machine_id;
-  if (!*mine) return c->local_size;
+  return *mine ? strcmp(c->peers[r].machine_id, mine) == 0 : c->node_of[r] == c->node;
+}
+
+static int machine_size(const struct hring_comm *c) {
   int n = 0;
-  for (int r = 0; r < c->nranks; r++) n += strcmp(c->peers[r].machine_id, mine) == 0;
+  for (int r = 0; r < c->nranks; r++) n += same_machine(c, r);
   return n > c->local_size ? n : c->local_size;
 }
 
@@ -181,14 +184,10 @@ static int machine_size(const struct hring_comm *c) {
  * (mpirun, srun, hring-run) leaves each rank one CPU, yet the ranks do not
  * outnumber the machine's cores; two ranks pinned to the same CPU do. */
 static int machine_cores(const struct hring_comm *c) {
-  const char *mine = c->peers[c->rank].machine_id;
   uint64_t u[HRING_CPU_WORDS] = {0};
-  for (int r = 0; r < c->nranks; r++) {
-    const int same = *mine ? strcmp(c->peers[r].machine_id, mine) == 0
-                           : c->node_of[r] == c->node;
-    if (!same) continue;
-    for (int w = 0; w < HRING_CPU_WORDS; w++) u[w] |= c->peers[r].cpus[w];
-  }
+  for (int r = 0; r < c->nranks; r++)
+    if (same_machine(c, r))
+      for (int w = 0; w < HRING_CPU_WORDS; w++) u[w] |= c->peers[r].cpus[w];
   int n = 0;
   for (int w = 0; w < HRING_CPU_WORDS; w++) n += __builtin_popcountll(u[w]);
   return n > 0 ? n : hring__topo_ncores();
