@@ -104,13 +104,15 @@ static int one_node_rule(const struct hring_comm *comm, size_t bytes) {
    * behind the direct exchange (3 to 8 ranks, both modes of the machine;
    * docs/performance.md, thirteenth section).  Beyond, the ring and the
    * pipelined tree trade places from run to run; from 192 KiB the ring was
-   * the fastest in the machine's fast mode.  With more ranks than the
-   * engine drives at once the direct exchange cannot run, and
+   * the fastest in the machine's fast mode.  Where the direct exchange
+   * cannot run (more ranks than the engine drives at once),
    * halving-doubling (2 log2 n steps, the ring's volume) stands in. */
   if (comm->oversub_any) {
     if (bytes <= (n <= 4 ? 16384u : 4096u)) return HRING_ALGO_RDOUBLE;
     if (bytes <= 131072)
-      return n - 1 <= HRING_ENGINE_MAX_ACTIVE ? HRING_ALGO_DIRECT : HRING_ALGO_RABENSEIFNER;
+      return hring__model_applicable(&comm->choice->shape, HRING_ALGO_DIRECT, bytes)
+                 ? HRING_ALGO_DIRECT
+                 : HRING_ALGO_RABENSEIFNER;
     return HRING_ALGO_RING;
   }
   /* Two ranks with a core each: one exchange of the whole vector

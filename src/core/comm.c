@@ -300,8 +300,7 @@ static hring_result_t comm_create(struct hring_comm **out, int nranks, const hri
   HRING_CHECK_GOTO(find_nodes(c), r, fail);
   c->machine_size = machine_size(c);
   c->machine_cores = machine_cores(c);
-  const int cores = c->machine_cores;
-  c->oversubscribed = c->machine_size > cores;
+  c->oversubscribed = c->machine_size > c->machine_cores;
   c->spin_ns = c->oversubscribed ? 0 : hring__cfg_int(HRING_CFG_SPIN_US) * 1000;
   hring__topo_bind(c, bind); /* before the transports, so their memory and threads follow */
   HRING_CHECK_GOTO(hring__transports_setup(c), r, fail);
@@ -314,7 +313,7 @@ static hring_result_t comm_create(struct hring_comm **out, int nranks, const hri
     goto fail;
   }
   HRING_INFO(HRING_SUB_INIT, "rank %d/%d up: node %d/%d, local rank %d/%d (%d rank(s) on this machine's %d cores)%s",
-             rank, nranks, c->node, c->nnodes, c->local_rank, c->local_size, c->machine_size, cores,
+             rank, nranks, c->node, c->nnodes, c->local_rank, c->local_size, c->machine_size, c->machine_cores,
              c->oversubscribed ? " (oversubscribed: yielding instead of spinning)" : "");
   *out = c;
   return HRING_SUCCESS;
