@@ -16,6 +16,7 @@
  * usage: fusion_perf [-m resnet50|alexnet|both] [-M mode,mode,...]
  *                    [-d float|half|bfloat16] [-r repeats] [-n steps]
  *                    [-w warmup steps] [-c seconds|auto|auto:F] [-p packed|arena]
+ *                    [-i step|mode]
  * -c: the simulated backward's total time; auto (default) makes it equal to
  * the unfused (`none`) communication time measured first, auto:F F times
  * that (0.01-100): how much `none` is left exposed depends on which of the
@@ -38,6 +39,7 @@ typedef struct {
   const char *nets, *modes;
   hring_datatype_t type;
   int repeats, steps, warmup, packed;
+  int by_step;           /* -i step: modes interleaved step by step */
   double compute_total;  /* <= 0: auto */
   double compute_factor; /* auto: this times the unfused communication */
 } opts_t;
@@ -198,28 +200,47 @@ typedef struct {
   int ns, na;
 } mode_result_t;
 
-/* One repetition of one mode: a fresh fusion (its own probe and plan),
- * the warmup steps, the communication alone, the measured steps. */
-static void measure_once(bench_t *b, const opts_t *o, mode_result_t *res, int rep) {
-  hring_fusion_t f = make_fusion(b, o, res->mode);
-  for (int s = 0; s < o->warmup; s++) {
-    load_gradients(b, f, o->packed);
-    (void)run_step(b, f, b->compute_s);
-  }
+/* One step of mode m: the gradients loaded, the step run, and (measured
+ * steps only) its times and wrong bytes recorded. */
+static void one_step(bench_t *b, const opts_t *o, hring_fusion_t f, mode_result_t *res,
+                     int measured) {
   load_gradients(b, f, o->packed);
-  step_time_t a = run_step(b, f, NULL);
-  if (res->na < MAX_SAMPLES) res->alones[res->na++] = a.step;
-  for (int s = 0; s < o->steps; s++) {
-    load_gradients(b, f, o->packed);
-    step_time_t t = run_step(b, f, b->compute_s);
-    long long w = wrong_bytes(b, f, o->packed);
-    hring_allreduce(&w, &w, 1, HRING_INT64, HRING_SUM, b->comm, NULL);
-    res->wrong += w;
-    if (res->ns < MAX_SAMPLES) res->steps[res->ns] = t.step, res->exposed[res->ns++] = t.exposed;
+  step_time_t t = run_step(b, f, b->compute_s);
+  if (!measured) return;
+  long long w = wrong_bytes(b, f, o->packed);
+  hring_allreduce(&w, &w, 1, HRING_INT64, HRING_SUM, b->comm, NULL);
+  res->wrong += w;
+  if (res->ns < MAX_SAMPLES) res->steps[res->ns] = t.step, res->exposed[res->ns++] = t.exposed;
+}
+
+/* One repetition: for each mode a fresh fusion (its own probe and plan),
+ * the warmup steps, the communication alone, the measured steps.  With
+ * -i step (default) every mode's fusion exists at once and each step
+ * index runs every mode in turn, so a spell in which the machine runs
+ * slower (seconds to minutes here) falls on all modes alike; with -i mode
+ * each mode runs all its steps before the next is made (one arena at a
+ * time: less memory). */
+static void measure_rep(bench_t *b, const opts_t *o, mode_result_t *res, int nm, int rep) {
+  hring_fusion_t f[MAX_MODES];
+  int group = o->by_step ? nm : 1;
+  for (int m0 = 0; m0 < nm; m0 += group) {
+    int m1 = m0 + group;
+    for (int m = m0; m < m1; m++) f[m] = make_fusion(b, o, res[m].mode);
+    for (int s = 0; s < o->warmup; s++)
+      for (int m = m0; m < m1; m++) one_step(b, o, f[m], &res[m], 0);
+    for (int m = m0; m < m1; m++) {
+      load_gradients(b, f[m], o->packed);
+      step_time_t a = run_step(b, f[m], NULL);
+      if (res[m].na < MAX_SAMPLES) res[m].alones[res[m].na++] = a.step;
+    }
+    for (int s = 0; s < o->steps; s++)
+      for (int m = m0; m < m1; m++) one_step(b, o, f[m], &res[m], 1);
+    for (int m = m0; m < m1; m++) {
+      res[m].buckets = hring_fusion_buckets(f[m], NULL, 0);
+      if (b->rank == 0 && rep == 0) printf("#   %-16s plan: %s\n", res[m].mode, hring_fusion_plan(f[m]));
+      CHECK(hring_fusion_destroy(f[m]));
+    }
   }
-  res->buckets = hring_fusion_buckets(f, NULL, 0);
-  if (b->rank == 0 && rep == 0) printf("#   %-16s plan: %s\n", res->mode, hring_fusion_plan(f));
-  CHECK(hring_fusion_destroy(f));
 }
 
 static void summarize(mode_result_t *res) {
@@ -282,10 +303,7 @@ static int bench_net(bench_t *b, const opts_t *o, const char *name) {
     memset(&res[nm], 0, sizeof res[nm]);
     snprintf(res[nm++].mode, sizeof res[0].mode, "%s", m);
   }
-  /* Modes interleaved within each repetition: the machine drifts, and
-   * every mode should see the same drift. */
-  for (int rep = 0; rep < o->repeats; rep++)
-    for (int m = 0; m < nm; m++) measure_once(b, o, &res[m], rep);
+  for (int rep = 0; rep < o->repeats; rep++) measure_rep(b, o, res, nm, rep);
   for (int m = 0; m < nm; m++) summarize(&res[m]);
 
   int bad = 0;
@@ -324,7 +342,7 @@ static int bench_net(bench_t *b, const opts_t *o, const char *name) {
 
 static int parse(int argc, char **argv, opts_t *o) {
   *o = (opts_t){.nets = "both", .modes = "none,threshold:64M,ddp,planned", .type = HRING_FLOAT32,
-                .repeats = 3, .steps = 5, .warmup = 6, .compute_factor = 1};
+                .repeats = 3, .steps = 5, .warmup = 6, .compute_factor = 1, .by_step = 1};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) return -1;
@@ -348,7 +366,10 @@ static int parse(int argc, char **argv, opts_t *o) {
         return -1;
       }
     }
-    else if (!strcmp(a, "-p")) {
+    else if (!strcmp(a, "-i")) {
+      if (strcmp(v, "step") && strcmp(v, "mode")) return -1;
+      o->by_step = !strcmp(v, "step");
+    } else if (!strcmp(a, "-p")) {
       if (strcmp(v, "packed") && strcmp(v, "arena")) return -1;
       o->packed = !strcmp(v, "packed");
     } else if (!strcmp(a, "-d")) {
@@ -371,7 +392,8 @@ int main(int argc, char **argv) {
     fprintf(stderr,
             "usage: fusion_perf [-m resnet50|alexnet|both] [-M mode,...] [-d float|half|bfloat16]\n"
             "                   [-r repeats] [-n steps] [-w warmup] [-c seconds|auto|auto:F] "
-            "[-p arena|packed]\n");
+            "[-p arena|packed]\n"
+            "                   [-i step|mode]\n");
     return 2;
   }
   bench_t bb = {0}, *b = &bb;
@@ -381,10 +403,11 @@ int main(int argc, char **argv) {
   b->esize = hring_type_size(o.type);
   if (b->rank == 0) {
     const char *prog = getenv("HRING_PROGRESS");
-    printf("# fusion_perf: %d ranks, %s gradients, %s, progress %s, %d x %d steps after %d warmup\n",
+    printf("# fusion_perf: %d ranks, %s gradients, %s, progress %s, %d x %d steps after %d warmup, "
+           "modes interleaved by %s\n",
            b->nranks, o.type == HRING_FLOAT32 ? "float" : o.type == HRING_FLOAT16 ? "half" : "bfloat16",
            o.packed ? "packed" : "arena", prog && *prog ? prog : "thread", o.repeats, o.steps,
-           o.warmup);
+           o.warmup, o.by_step ? "step" : "mode");
   }
   int rc = 0;
   if (!strcmp(o.nets, "both")) {

@@ -179,6 +179,8 @@ typedef struct {
   size_t grad_bytes; /* bytes per gradient element */
   double launch_s;   /* per bucket */
   unsigned algos;    /* allowed algorithms */
+  double errs[MAX_P]; /* --cost-error: true costs = these times the model's */
+  int nerr;
 } fusion_opts_t;
 
 typedef struct {
@@ -211,6 +213,54 @@ static void plan_line(const hring_plan_input_t *in, const plan_t *pl, double fwd
   double exposed = end - bwd;
   printf("  %-24s %4d buckets  step %8.2f ms  exposed comm %7.2f ms  efficiency %6.2f %%\n",
          pl->name, pl->k, (fwd + end) * 1e3, exposed * 1e3, 100 * (fwd + bwd) / (fwd + end));
+}
+
+/* The model's costs times a factor: what the buckets really cost when the
+ * planner's estimate was off. */
+typedef struct {
+  const hring_plan_input_t *in;
+  double factor;
+} true_cost_t;
+
+static double true_cost(size_t bytes, void *arg) {
+  const true_cost_t *t = arg;
+  return t->in->cost(bytes, t->in->cost_arg) * t->factor;
+}
+
+/* --cost-error: plans made from the model's costs, run at costs that are
+ * each factor times them; exposed communication (ms) of each, against the
+ * plan that knew the true costs. */
+static void cost_errors(const hring_plan_input_t *in, const hring_net_t *net, double bwd,
+                        const fusion_opts_t *o) {
+  int n = in->n;
+  int *f = malloc((size_t)n * 6 * sizeof *f);
+  if (!f) return;
+  plan_t pl[5] = {{"planned (robust)", hring__plan_planned(in, f, NULL), f},
+                  {"least end, slack", hring__plan_earliest(in, f + n, NULL), f + n},
+                  {"ddp 1 MiB / 25 MiB", hring__plan_ddp(n, in->bytes, 1 << 20, 25 << 20, f + 2 * n),
+                   f + 2 * n},
+                  {"threshold 64 MiB",
+                   hring__plan_threshold(n, in->bytes, (size_t)64 << 20, f + 3 * n), f + 3 * n},
+                  {"none (per tensor)", hring__plan_none(n, f + 4 * n), f + 4 * n}};
+  printf("  exposed communication (ms) of plans made from the model's costs when every bucket\n"
+         "  really costs F times that (%s); the last row knew the true costs:\n", net->name);
+  printf("  %-24s %7s", "plan", "buckets");
+  for (int e = 0; e < o->nerr; e++) printf("  F=%-6.3g", o->errs[e]);
+  printf("\n");
+  for (int r = 0; r <= 5; r++) {
+    if (r < 5) printf("  %-24s %7d", pl[r].name, pl[r].k);
+    else printf("  %-24s %7s", "least end at true costs", "");
+    for (int e = 0; e < o->nerr; e++) {
+      true_cost_t tc = {in, o->errs[e]};
+      hring_plan_input_t t = {n, in->bytes, in->ready_s, true_cost, &tc};
+      double end;
+      if (r < 5) end = hring__plan_end(&t, pl[r].k, pl[r].first);
+      else hring__plan_earliest(&t, f + 5 * n, &end);
+      printf("  %8.2f", (end - bwd) * 1e3);
+    }
+    printf("\n");
+  }
+  free(f);
 }
 
 static int simulate_fusion(const hring_model_params_t *p, int P, int k, size_t chunk,
@@ -332,6 +382,8 @@ static int simulate_fusion(const hring_model_params_t *p, int P, int k, size_t c
            net->tensors[hi_i].layer, net->tensors[hi_i - 1].layer);
   }
 
+  if (o->nerr > 0) cost_errors(&in, net, bwd, o);
+
   plan_t plans[5] = {{"optimal (planner)", kopt, opt},
                      {"ddp 1 MiB / 25 MiB", hring__plan_ddp(n, bytes, 1 << 20, 25 << 20, ddp), ddp},
                      {"threshold 64 MiB", hring__plan_threshold(n, bytes, (size_t)64 << 20, thr),
@@ -383,7 +435,7 @@ static void usage(const char *prog) {
           "          [-x FACTOR] [--chunk BYTES] [--{intra,inter}-{alpha,beta,gamma} VALUE]\n"
           "       %s --fusion resnet50|alexnet [--paper] [--ranks N[,N...]] [--per-node K]\n"
           "          [--gpu-tflops X] [--batch B] [--grad-bytes 2] [--launch-us U]\n"
-          "          [--fusion-algos rings|all] [model options]\n",
+          "          [--fusion-algos rings|all] [--cost-error F[,F...]] [model options]\n",
           prog, prog);
   exit(2);
 }
@@ -397,7 +449,7 @@ int main(int argc, char **argv) {
   /* --fusion: the paper's setting unless told otherwise (docs/fusion-planner.md):
    * 3.5 TFLOPS effective is what its reported times give per P40. */
   fusion_opts_t fo = {NULL, 3.5, 0, 2, 0,
-                      1u << HRING_ALGO_RING | 1u << HRING_ALGO_HIER | 1u << HRING_ALGO_HIER2D};
+                      1u << HRING_ALGO_RING | 1u << HRING_ALGO_HIER | 1u << HRING_ALGO_HIER2D, {0}, 0};
   /* Two passes: --paper and -f set the base, the single values override. */
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--paper") == 0) paper_params(&p, &k, &chunk);
@@ -415,6 +467,21 @@ int main(int argc, char **argv) {
     i++;
     if (strcmp(a, "-f") == 0) continue;
     else if (strcmp(a, "--fusion") == 0) fo.net = v;
+    else if (strcmp(a, "--cost-error") == 0) {
+      fo.nerr = 0;
+      char item[32];
+      for (const char *t = v;; t++) {
+        size_t m = strcspn(t, ",");
+        if (m == 0 || m >= sizeof item) bad_value(a, v, "factors > 0 separated by commas");
+        if (fo.nerr == MAX_P) bad_value(a, v, "at most 32 factors");
+        memcpy(item, t, m);
+        item[m] = '\0';
+        fo.errs[fo.nerr] = opt_num(a, item, 0, "factors > 0 separated by commas");
+        if (!(fo.errs[fo.nerr++] > 0)) bad_value(a, v, "factors > 0 separated by commas");
+        t += m;
+        if (*t == '\0') break;
+      }
+    }
     else if (strcmp(a, "--gpu-tflops") == 0) {
       fo.tflops = opt_num(a, v, 0, "a number > 0");
       if (!(fo.tflops > 0)) bad_value(a, v, "a number > 0");

@@ -33,6 +33,12 @@ typedef struct {
   int nactive;
 } hring_engine_t;
 
+/* Whether one engine reaches every other rank at once: what allpairs, the
+ * direct exchange and the pairwise collectives need. */
+static inline int hring__engine_reaches_all(int nranks) {
+  return nranks - 1 <= HRING_ENGINE_MAX_ACTIVE;
+}
+
 void hring__engine_init(hring_engine_t *e, struct hring_comm *comm);
 /* Adds a connection to the set progressed while waiting (no duplicates). */
 void hring__engine_use(hring_engine_t *e, hring_conn_t *c);

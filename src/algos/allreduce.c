@@ -209,7 +209,7 @@ static int choose(struct hring_comm *comm, size_t bytes, int *trial) {
   int f = comm->algo_forced;
   /* A forced algorithm runs where it can; the ring stands in elsewhere. */
   if (f == HRING_ALGO_EXCHANGE && comm->nranks != 2) f = HRING_ALGO_AUTO;
-  if ((f == HRING_ALGO_DIRECT || f == HRING_ALGO_ALLPAIRS) && comm->nranks > HRING_ENGINE_MAX_ACTIVE)
+  if ((f == HRING_ALGO_DIRECT || f == HRING_ALGO_ALLPAIRS) && !hring__engine_reaches_all(comm->nranks))
     f = HRING_ALGO_RING;
   if (f == HRING_ALGO_ALLPAIRS && (bytes > ALLPAIRS_MAX_BYTES || bytes > comm->min_slot))
     f = HRING_ALGO_AUTO;

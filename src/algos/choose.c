@@ -71,7 +71,7 @@ static int one_node_rule(const struct hring_comm *comm, size_t bytes) {
   int64_t small = comm->small_max < 0 ? ALLPAIRS_MAX_BYTES : comm->small_max;
   const int n = comm->nranks;
   const int allpairs = bytes <= ALLPAIRS_MAX_BYTES && bytes <= comm->min_slot &&
-                       n <= HRING_ENGINE_MAX_ACTIVE && (int64_t)bytes <= small;
+                       hring__engine_reaches_all(n) && (int64_t)bytes <= small;
   if (comm->small_max >= 0 && allpairs) return HRING_ALGO_ALLPAIRS; /* HRING_SMALL_MAX set */
   /* Two ranks over tcp: the one-step exchange keeps both directions
    * streaming; measured 1.2-1.7 GB/s against the ring's 0.9-1.1 at 1-64 MiB. */
@@ -137,7 +137,7 @@ static int decide(struct hring_comm *comm, size_t bytes, double *pred) {
   for (int a = HRING_ALGO_RING; a < HRING_ALGO_COUNT; a++) allowed |= 1u << a;
   /* allpairs and direct open a FIFO to every rank: beyond the engine's
    * limit they cannot run. */
-  if (comm->nranks > HRING_ENGINE_MAX_ACTIVE)
+  if (!hring__engine_reaches_all(comm->nranks))
     allowed &= ~((1u << HRING_ALGO_ALLPAIRS) | (1u << HRING_ALGO_DIRECT));
   if (bytes > comm->min_slot) allowed &= ~(1u << HRING_ALGO_ALLPAIRS);
   return hring__model_choose(&c->params, &c->shape, bytes, allowed, pred);

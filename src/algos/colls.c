@@ -100,7 +100,7 @@ static size_t chunk_for(const struct hring_comm *comm, size_t part) {
 static int use_pairwise(const struct hring_comm *comm, size_t part) {
   if (comm->algo_forced == HRING_ALGO_RING) return 0;
   return part <= HRING_PAIRWISE_MAX_PART && part <= comm->min_slot &&
-         comm->nranks <= HRING_ENGINE_MAX_ACTIVE;
+         hring__engine_reaches_all(comm->nranks);
 }
 
 /* After a schedule ran: a failure leaves the peers out of step. */

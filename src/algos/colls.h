@@ -29,7 +29,7 @@ hring_result_t hring__reduce_rooted(struct hring_comm *comm, const hring_coll_ar
 
 /* One-step forms for small parts (pairwise.c): every rank sends to every
  * peer at once.  For parts of at most HRING_PAIRWISE_MAX_PART bytes that
- * fit a slot, with at most HRING_ENGINE_MAX_ACTIVE ranks (the messages of
+ * fit a slot, with at most HRING_ENGINE_MAX_ACTIVE peers (the messages of
  * all peers are held at once).  The rings of group.h serve the rest. */
 #define HRING_PAIRWISE_MAX_PART 4096 /* as allpairs.c, measured there */
 hring_result_t hring__allgather_pairwise(struct hring_comm *comm, const void *sendbuf,

@@ -28,7 +28,7 @@ hring_result_t hring__allreduce_direct(struct hring_comm *comm, const hring_coll
   size_t seg_max = a->count / (size_t)n + (a->count % (size_t)n ? 1 : 0);
   size_t nchunks = (seg_max + ce - 1) / ce;
   const int div = a->op == HRING_AVG ? n : 1;
-  if (n - 1 > HRING_ENGINE_MAX_ACTIVE)
+  if (!hring__engine_reaches_all(n))
     return hring__err(HRING_ERR_INTERNAL, "direct allreduce: too many ranks");
 
   hring_engine_t e;

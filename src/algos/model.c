@@ -197,9 +197,9 @@ int hring__model_applicable(const hring_model_shape_t *s, int algo, size_t bytes
     case HRING_ALGO_HIER:
     case HRING_ALGO_HIER2D: return 1;
     case HRING_ALGO_ALLPAIRS:
-      return s->nranks - 1 <= HRING_ENGINE_MAX_ACTIVE && bytes <= ALLPAIRS_MAX_BYTES &&
+      return hring__engine_reaches_all(s->nranks) && bytes <= ALLPAIRS_MAX_BYTES &&
              (s->chunk == 0 || bytes <= s->chunk);
-    case HRING_ALGO_DIRECT: return s->nranks - 1 <= HRING_ENGINE_MAX_ACTIVE;
+    case HRING_ALGO_DIRECT: return hring__engine_reaches_all(s->nranks);
     case HRING_ALGO_EXCHANGE: return s->nranks == 2;
     default: return 0;
   }

@@ -22,17 +22,6 @@
 
 #define REPLAN_GAIN 0.01
 
-/* Of the plans of least predicted end, the one whose every prefix of
- * buckets ends as early as it can (planner.h): predicted costs are only
- * estimates, and the slack it keeps before the last tensor absorbs a
- * bucket that runs long.  The plan of fewest buckets ends exactly on time
- * when the prediction holds and late when it does not: on 4 emulated
- * hosts x 2 ranks at 1 Gbit/s (ResNet-50, fp16) it left 20.9 ms exposed
- * (median) where this one left 5.9 ms (docs/performance.md). */
-static int plan_best(const hring_plan_input_t *in, int *first, double *end) {
-  return hring__plan_earliest(in, first, end);
-}
-
 /* The planner's bucket cost: the probe's curve (times what real buckets
  * ran at) times a factor, 1 or what the last trial measured best. */
 typedef struct {
@@ -53,7 +42,7 @@ int hring__fusion_plan_at(struct hring_fusion *f, const double *ready_s, double 
                           double *end) {
   scaled_t c = {f, factor};
   hring_plan_input_t in = scaled_input(&c, ready_s);
-  return plan_best(&in, first, end);
+  return hring__plan_planned(&in, first, end);
 }
 
 static void bucket_layout(struct hring_fusion *f) {
@@ -146,7 +135,7 @@ static hring_result_t replan(struct hring_fusion *f) {
     scaled_t c = {f, f->bias};
     hring_plan_input_t in = scaled_input(&c, t);
     double end = 0, now = hring__plan_end(&in, f->k, f->first);
-    int k = plan_best(&in, f->scratch_first, &end);
+    int k = hring__plan_planned(&in, f->scratch_first, &end);
     /* Small gains are noise in the timing: a plan that is still within
      * REPLAN_GAIN of the best stays (ranks agree either way: same input). */
     if (!f->have_timing || now > end * (1 + REPLAN_GAIN)) {

@@ -50,6 +50,22 @@ int hring__plan_optimal(const hring_plan_input_t *in, int *first, double *end_s)
  * Usually more buckets than hring__plan_optimal's. */
 int hring__plan_earliest(const hring_plan_input_t *in, int *first, double *end_s);
 
+/* The plan that loses least to the best plan of whichever cost factor
+ * turns out true: for each of the nf factors (every cost times it) the
+ * earliest-prefix plan above, and `none`, are the candidates; each is
+ * scored by its worst excess end over the factors (its end at factor i
+ * minus the least end at factor i), and the least worst excess wins, ties
+ * to the earlier candidate (factors in the order given).  *end_s: the
+ * plan's end at the costs as given (factor 1).  0 when out of memory, nf
+ * outside 1..HRING_PLAN_MAX_FACTORS or a factor not > 0. */
+#define HRING_PLAN_MAX_FACTORS 8
+int hring__plan_robust(const hring_plan_input_t *in, const double *factors, int nf, int *first,
+                       double *end_s);
+
+/* The plan of hring_fusion's `planned` mode (docs/fusion.md): the robust
+ * plan over the cost factors 1, 0.7 and 1.4, those its trial measures. */
+int hring__plan_planned(const hring_plan_input_t *in, int *first, double *end_s);
+
 /* Fixed rules.  Each writes first[] (room for n) and returns k. */
 int hring__plan_none(int n, int *first);
 /* Consecutive tensors while the bucket stays within threshold bytes (a

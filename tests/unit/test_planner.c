@@ -203,6 +203,45 @@ HTEST(planner_hand_case, 10) {
   HCHECK(hring__plan_end(&in, 2, wrong) > end, "a wrong plan is not worse");
 }
 
+HTEST(planner_robust_keeps_the_tail_apart, 10) {
+  /* alpha 1, beta 1 per byte; tensors of 100, 10, 1 bytes ready at 0, 95,
+   * 100.  At the costs as given the first tensor's bucket runs to 101,
+   * past the last ready time, so fusing the last two looks free:
+   *   {0},{1,2}: 101 -> max(100, 101) + 12 = 113 (the least end)
+   *   {0},{1},{2}: 101 -> 112 -> 114
+   * At 0.7x the costs the queue is idle when tensor 1 is ready:
+   *   {0},{1,2}: 70.7 -> 100 + 8.4 = 108.4;  {0},{1},{2}: 95 + 7.7 = 102.7
+   *   -> 104.1 (the least)
+   * and at 1.4x: {0},{1,2} 158.2 (the least), {0},{1},{2} 159.6.  Worst
+   * excess: 4.3 for the fused tail, 1.4 for the tensors apart. */
+  size_t bytes[3] = {100, 10, 1};
+  double ready[3] = {0, 95, 100};
+  cost_t c = {0, 1.0, 1.0, 0, 0};
+  hring_plan_input_t in = {3, bytes, ready, cost_fn, &c};
+  int first[3];
+  double end;
+  int k = hring__plan_earliest(&in, first, &end);
+  HCHECK(k == 2 && first[1] == 1 && end == 113.0, "earliest: k %d end %g", k, end);
+  const double f[3] = {1.0, 0.7, 1.4};
+  k = hring__plan_robust(&in, f, 3, first, &end);
+  HCHECK(k == 3 && first[0] == 0 && first[1] == 1 && first[2] == 2 && end == 114.0,
+         "robust: k %d end %g", k, end);
+  /* With the factor 1 alone it is the earliest plan. */
+  k = hring__plan_robust(&in, f, 1, first, &end);
+  HCHECK(k == 2 && first[1] == 1 && end == 113.0, "one factor: k %d end %g", k, end);
+  /* Refusals: no factor, too many, a factor that is not > 0. */
+  double bad[2] = {1.0, 0.0}, nan_f[1] = {NAN}, many[HRING_PLAN_MAX_FACTORS + 1];
+  for (int i = 0; i <= HRING_PLAN_MAX_FACTORS; i++) many[i] = 1.0;
+  HCHECK(hring__plan_robust(&in, f, 0, first, &end) == 0 && isnan(end), "nf 0 accepted");
+  HCHECK(hring__plan_robust(&in, many, HRING_PLAN_MAX_FACTORS + 1, first, &end) == 0,
+         "too many factors accepted");
+  HCHECK(hring__plan_robust(&in, bad, 2, first, &end) == 0, "factor 0 accepted");
+  HCHECK(hring__plan_robust(&in, nan_f, 1, first, &end) == 0, "factor NaN accepted");
+  HCHECK(hring__plan_robust(&in, NULL, 1, first, &end) == 0, "no factors accepted");
+  in.n = 0;
+  HCHECK(hring__plan_robust(&in, f, 3, first, &end) == 0 && end == 0, "n = 0: end %g", end);
+}
+
 HTEST(planner_plan_end_checks_the_plan, 5) {
   size_t bytes[3] = {1, 2, 3};
   double ready[3] = {0, 1, 2};

@@ -18,6 +18,8 @@ typedef struct {
 static const bad_case_t bad[] = {
     {"hring-sim", "-P 16,x", "-P"},
     {"hring-sim", "-P 16,,", "-P"},
+    {"hring-sim", "--fusion resnet50 --cost-error 1,0", "--cost-error"},
+    {"hring-sim", "--fusion resnet50 --cost-error 1,,2", "--cost-error"},
     {"hring-sim", "-k -3", "-k"},
     {"hring-sim", "-b 1Q", "-b"},
     {"hring-sim", "-e 4M5", "-e"},
@@ -39,6 +41,7 @@ static const bad_case_t bad[] = {
     {"fusion_perf", "-c 1s", "usage"},
     {"fusion_perf", "-c auto:0", "usage"},
     {"fusion_perf", "-c auto:1x", "usage"},
+    {"fusion_perf", "-i steps", "usage"},
     {"all_reduce_perf", "-b 8x", "-b"},
     {"all_reduce_perf", "--target_time 0.1s", "--target_time"},
     {"all_reduce_perf", "-b 8 -e 8|NCCL_TESTS_MIN_BW=fast", "NCCL_TESTS_MIN_BW"},
