@@ -215,18 +215,6 @@ static void plan_line(const hring_plan_input_t *in, const plan_t *pl, double fwd
          pl->name, pl->k, (fwd + end) * 1e3, exposed * 1e3, 100 * (fwd + bwd) / (fwd + end));
 }
 
-/* The model's costs times a factor: what the buckets really cost when the
- * planner's estimate was off. */
-typedef struct {
-  const hring_plan_input_t *in;
-  double factor;
-} true_cost_t;
-
-static double true_cost(size_t bytes, void *arg) {
-  const true_cost_t *t = arg;
-  return t->in->cost(bytes, t->in->cost_arg) * t->factor;
-}
-
 /* --cost-error: plans made from the model's costs, run at costs that are
  * each factor times them; exposed communication (ms) of each, against the
  * plan that knew the true costs. */
@@ -251,8 +239,8 @@ static void cost_errors(const hring_plan_input_t *in, const hring_net_t *net, do
     if (r < 5) printf("  %-24s %7d", pl[r].name, pl[r].k);
     else printf("  %-24s %7s", "least end at true costs", "");
     for (int e = 0; e < o->nerr; e++) {
-      true_cost_t tc = {in, o->errs[e]};
-      hring_plan_input_t t = {n, in->bytes, in->ready_s, true_cost, &tc};
+      hring_plan_scaled_t x;
+      hring_plan_input_t t = hring__plan_scaled(in, o->errs[e], &x);
       double end;
       if (r < 5) end = hring__plan_end(&t, pl[r].k, pl[r].first);
       else hring__plan_earliest(&t, f + 5 * n, &end);

@@ -23,25 +23,18 @@
 #define REPLAN_GAIN 0.01
 
 /* The planner's bucket cost: the probe's curve (times what real buckets
- * ran at) times a factor, 1 or what the last trial measured best. */
-typedef struct {
-  struct hring_fusion *f;
-  double factor;
-} scaled_t;
+ * ran at); the callers scale it by 1 or what the last trial measured best. */
+static double probe_cost(size_t bytes, void *arg) { return hring__fusion_cost(arg, bytes); }
 
-static double scaled_cost(size_t bytes, void *arg) {
-  const scaled_t *c = arg;
-  return hring__fusion_cost(c->f, bytes) * c->factor;
-}
-
-static hring_plan_input_t scaled_input(scaled_t *c, const double *ready_s) {
-  return (hring_plan_input_t){c->f->n, c->f->bytes, ready_s, scaled_cost, c};
+static hring_plan_input_t probe_input(struct hring_fusion *f, const double *ready_s) {
+  return (hring_plan_input_t){f->n, f->bytes, ready_s, probe_cost, f};
 }
 
 int hring__fusion_plan_at(struct hring_fusion *f, const double *ready_s, double factor, int *first,
                           double *end) {
-  scaled_t c = {f, factor};
-  hring_plan_input_t in = scaled_input(&c, ready_s);
+  hring_plan_input_t base = probe_input(f, ready_s);
+  hring_plan_scaled_t x;
+  hring_plan_input_t in = hring__plan_scaled(&base, factor, &x);
   return hring__plan_planned(&in, first, end);
 }
 
@@ -132,8 +125,9 @@ static hring_result_t replan(struct hring_fusion *f) {
      * still computes the same scale. */
     if (t[f->n] > 0) f->cost_scale = t[f->n] < 0.25 ? 0.25 : t[f->n] > 4 ? 4 : t[f->n];
     /* Costs times the factor the last trial measured best (1 before any). */
-    scaled_t c = {f, f->bias};
-    hring_plan_input_t in = scaled_input(&c, t);
+    hring_plan_input_t base = probe_input(f, t);
+    hring_plan_scaled_t x;
+    hring_plan_input_t in = hring__plan_scaled(&base, f->bias, &x);
     double end = 0, now = hring__plan_end(&in, f->k, f->first);
     int k = hring__plan_planned(&in, f->scratch_first, &end);
     /* Small gains are noise in the timing: a plan that is still within

@@ -241,15 +241,15 @@ int hring__plan_earliest(const hring_plan_input_t *in, int *first, double *end_s
   return plan(in, first, end_s, 0);
 }
 
-/* A plan input whose costs are the original's times a factor. */
-typedef struct {
-  const hring_plan_input_t *in;
-  double factor;
-} factored_t;
-
-static double factored_cost(size_t bytes, void *arg) {
-  const factored_t *x = arg;
+static double scaled_cost(size_t bytes, void *arg) {
+  const hring_plan_scaled_t *x = arg;
   return x->in->cost(bytes, x->in->cost_arg) * x->factor;
+}
+
+hring_plan_input_t hring__plan_scaled(const hring_plan_input_t *in, double factor,
+                                      hring_plan_scaled_t *x) {
+  *x = (hring_plan_scaled_t){in, factor};
+  return (hring_plan_input_t){in->n, in->bytes, in->ready_s, scaled_cost, x};
 }
 
 int hring__plan_robust(const hring_plan_input_t *in, const double *factors, int nf, int *first,
@@ -262,15 +262,14 @@ int hring__plan_robust(const hring_plan_input_t *in, const double *factors, int 
   for (int i = 0; i < nf; i++)
     if (!(factors[i] > 0)) return 0;
   int n = in->n, nc = nf + 1, best = -1, k = 0;
-  factored_t fx[HRING_PLAN_MAX_FACTORS];
+  hring_plan_scaled_t fx[HRING_PLAN_MAX_FACTORS];
   hring_plan_input_t fin[HRING_PLAN_MAX_FACTORS];
   double least[HRING_PLAN_MAX_FACTORS], worst_best = INFINITY;
   int kc[HRING_PLAN_MAX_FACTORS + 1];
   int *cand = malloc((size_t)nc * (size_t)n * sizeof *cand);
   if (!cand) return 0;
   for (int i = 0; i < nf; i++) {
-    fx[i] = (factored_t){in, factors[i]};
-    fin[i] = (hring_plan_input_t){n, in->bytes, in->ready_s, factored_cost, &fx[i]};
+    fin[i] = hring__plan_scaled(in, factors[i], &fx[i]);
     kc[i] = plan(&fin[i], cand + (size_t)i * (size_t)n, &least[i], 0);
     if (kc[i] <= 0) goto out;
   }

@@ -33,6 +33,15 @@ typedef struct {
   void *cost_arg;
 } hring_plan_input_t;
 
+/* An input whose costs are in's times factor; x holds what the cost
+ * function needs and must live as long as the result is used. */
+typedef struct {
+  const hring_plan_input_t *in;
+  double factor;
+} hring_plan_scaled_t;
+hring_plan_input_t hring__plan_scaled(const hring_plan_input_t *in, double factor,
+                                      hring_plan_scaled_t *x);
+
 /* End time of the step under the plan (k buckets, first[]). */
 double hring__plan_end(const hring_plan_input_t *in, int k, const int *first);
 
