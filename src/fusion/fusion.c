@@ -112,11 +112,15 @@ HRING_API hring_result_t hring_fusion_wait(hring_fusion_t f) {
       uint64_t e = hring__request_end_ns(f->req[b]);
       if (e > last_end) last_end = e;
       /* How long the bucket really took, set against the probe: the
-       * planner's costs follow the conditions of real steps. */
+       * planner's costs follow the conditions of real steps.  Summed, so
+       * the ratio is the buckets' total time over the probe's: the big
+       * buckets that make the step's timeline weigh as much as they take,
+       * where a mean of per-bucket ratios let many small buckets, whose
+       * times are mostly wake-ups, set the scale of all. */
       double ran = hring__request_run_time(f->req[b]);
       size_t bytes = f->off[f->first[b] + f->bucket_n[b]] - f->off[f->first[b]];
       double probed = hring__fusion_probe_cost(f, bytes);
-      if (ran > 0 && probed > 0 && f->steps > 0) f->obs_sum += ran / probed, f->obs_n++;
+      if (ran > 0 && probed > 0 && f->steps > 0) f->obs_ran += ran, f->obs_probed += probed;
       r = hring_wait(&f->req[b]);
     }
     f->req[b] = NULL;

@@ -66,8 +66,8 @@ struct hring_fusion {
   size_t probe_bytes[HRING_FUSION_MAX_PROBES];
   double probe_s[HRING_FUSION_MAX_PROBES];
   double cost_scale;     /* buckets in real steps ran this much slower (agreed) */
-  double obs_sum;        /* sum of observed / probed bucket times since the last plan */
-  int obs_n;
+  double obs_ran;        /* buckets' observed times since the last plan, summed */
+  double obs_probed;     /* the probe's times for the same buckets, summed */
 
   /* Measured trials of candidate plans after a replan (fusion_trial.c). */
   int trial_steps;       /* per candidate (HRING_FUSION_TRIAL; 0: no trials) */

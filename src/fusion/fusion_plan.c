@@ -108,7 +108,7 @@ hring_result_t hring__fusion_initial_plan(struct hring_fusion *f, const double *
  * later one). */
 static hring_result_t agreed_timing(struct hring_fusion *f, double *t) {
   for (int i = 0; i < f->n; i++) t[i] = f->acc[i] / f->acc_n;
-  t[f->n] = f->obs_n > 0 ? f->obs_sum / f->obs_n : 0;
+  t[f->n] = f->obs_probed > 0 ? f->obs_ran / f->obs_probed : 0;
   if (f->nranks > 1)
     HRING_CHECK(hring_allreduce(t, t, (size_t)f->n + 1, HRING_FLOAT64, HRING_AVG, f->comm, NULL));
   for (int i = 1; i < f->n; i++)
@@ -150,8 +150,8 @@ static hring_result_t replan(struct hring_fusion *f) {
   free(t);
   for (int i = 0; i < f->n; i++) f->acc[i] = 0;
   f->acc_n = 0;
-  f->obs_sum = 0;
-  f->obs_n = 0;
+  f->obs_ran = 0;
+  f->obs_probed = 0;
   return r;
 }
 
