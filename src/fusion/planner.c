@@ -283,6 +283,7 @@ int hring__plan_robust(const hring_plan_input_t *in, const double *factors, int 
     }
     if (worst < worst_best) worst_best = worst, best = c;
   }
+  if (best < 0) goto out; /* every candidate infinitely late: no plan */
   k = kc[best];
   memcpy(first, cand + (size_t)best * (size_t)n, sizeof(int) * (size_t)k);
   if (end_s) *end_s = hring__plan_end(in, k, first);
