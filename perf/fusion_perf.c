@@ -200,7 +200,7 @@ typedef struct {
   int ns, na;
 } mode_result_t;
 
-/* One step of mode m: the gradients loaded, the step run, and (measured
+/* One step of a mode's fusion: the gradients loaded, the step run, and (measured
  * steps only) its times and wrong bytes recorded. */
 static void one_step(bench_t *b, const opts_t *o, hring_fusion_t f, mode_result_t *res,
                      int measured) {

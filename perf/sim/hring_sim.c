@@ -417,6 +417,26 @@ static size_t opt_size(const char *opt, const char *v) {
   return x;
 }
 
+/* A comma-separated value cut into at most MAX_P items, by hand: strtok
+ * would pass over empty items.  A bad list ends the run, naming the
+ * option; what names the items ("rank counts"). */
+static int split_list(const char *opt, const char *v, const char *what, char item[][32]) {
+  char want[64], most[64];
+  snprintf(want, sizeof want, "%s separated by commas", what);
+  snprintf(most, sizeof most, "at most %d %s", MAX_P, what);
+  int n = 0;
+  for (const char *t = v;; t++) {
+    size_t m = strcspn(t, ",");
+    if (m == 0 || m >= 32) bad_value(opt, v, want);
+    if (n == MAX_P) bad_value(opt, v, most);
+    memcpy(item[n], t, m);
+    item[n++][m] = '\0';
+    t += m;
+    if (*t == '\0') break;
+  }
+  return n;
+}
+
 static void usage(const char *prog) {
   fprintf(stderr,
           "usage: %s [--paper] [-f MODEL_FILE] [-P N[,N...]] [-k RANKS_PER_NODE] [-b MIN] [-e MAX]\n"
@@ -456,18 +476,11 @@ int main(int argc, char **argv) {
     if (strcmp(a, "-f") == 0) continue;
     else if (strcmp(a, "--fusion") == 0) fo.net = v;
     else if (strcmp(a, "--cost-error") == 0) {
-      fo.nerr = 0;
-      char item[32];
-      for (const char *t = v;; t++) {
-        size_t m = strcspn(t, ",");
-        if (m == 0 || m >= sizeof item) bad_value(a, v, "factors > 0 separated by commas");
-        if (fo.nerr == MAX_P) bad_value(a, v, "at most 32 factors");
-        memcpy(item, t, m);
-        item[m] = '\0';
-        fo.errs[fo.nerr] = opt_num(a, item, 0, "factors > 0 separated by commas");
-        if (!(fo.errs[fo.nerr++] > 0)) bad_value(a, v, "factors > 0 separated by commas");
-        t += m;
-        if (*t == '\0') break;
+      char item[MAX_P][32];
+      fo.nerr = split_list(a, v, "factors", item);
+      for (int e = 0; e < fo.nerr; e++) {
+        fo.errs[e] = opt_num(a, item[e], 0, "factors > 0 separated by commas");
+        if (!(fo.errs[e] > 0)) bad_value(a, v, "factors > 0 separated by commas");
       }
     }
     else if (strcmp(a, "--gpu-tflops") == 0) {
@@ -480,19 +493,9 @@ int main(int argc, char **argv) {
       if (strcmp(v, "all") == 0) fo.algos = all_cols();
       else if (strcmp(v, "rings") != 0) bad_value(a, v, "rings or all");
     } else if (strcmp(a, "-P") == 0 || strcmp(a, "--ranks") == 0) {
-      /* Split on commas by hand: strtok would pass over empty items. */
-      char item[32];
-      nP = 0;
-      for (const char *t = v;; t++) {
-        size_t n = strcspn(t, ",");
-        if (n == 0 || n >= sizeof item) bad_value(a, v, "rank counts separated by commas");
-        if (nP == MAX_P) bad_value(a, v, "at most 32 rank counts");
-        memcpy(item, t, n);
-        item[n] = '\0';
-        Ps[nP++] = opt_int(a, item, 1, 1 << 24);
-        t += n;
-        if (*t == '\0') break;
-      }
+      char item[MAX_P][32];
+      nP = split_list(a, v, "rank counts", item);
+      for (int i = 0; i < nP; i++) Ps[i] = opt_int(a, item[i], 1, 1 << 24);
     } else if (strcmp(a, "-k") == 0 || strcmp(a, "--per-node") == 0) k = opt_int(a, v, 1, 1 << 16);
     else if (strcmp(a, "-b") == 0) lo = (double)opt_size(a, v);
     else if (strcmp(a, "-e") == 0) hi = (double)opt_size(a, v);
