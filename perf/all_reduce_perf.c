@@ -4,17 +4,6 @@
  */
 #include "common.h"
 
-/* nccl-tests' AllReduceGetCollByteCount: every rank sends and receives
- * `count` elements, in place at the start of the receive buffer. */
-static void all_reduce_counts(size_t count, int nranks, hring_perf_counts_t *n) {
-  (void)nranks;
-  n->sendcount = count;
-  n->recvcount = count;
-  n->paramcount = count;
-  n->send_inplace_offset = 0;
-  n->recv_inplace_offset = 0;
-}
-
 /* A ring allreduce sends 2(n-1)/n of the data over each link, so busbw
  * compares with link bandwidth whatever n is (nccl-tests
  * doc/PERFORMANCE.md). */
@@ -38,7 +27,7 @@ static const hring_perf_coll_t all_reduce = {
     .call = "hring_allreduce",
     .uses_op = 1,
     .uses_root = 0,
-    .get_counts = all_reduce_counts,
+    .get_counts = hring_perf_counts_same,
     .bus_factor = all_reduce_bus_factor,
     .input = hring_perf_reduce_input,
     .check_output = all_reduce_check,

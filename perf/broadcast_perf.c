@@ -4,24 +4,6 @@
  */
 #include "common.h"
 
-/* nccl-tests' BroadcastGetCollByteCount: count elements in and out, in
- * place at the start of the receive buffer. */
-static void broadcast_counts(size_t count, int nranks, hring_perf_counts_t *n) {
-  (void)nranks;
-  n->sendcount = count;
-  n->recvcount = count;
-  n->paramcount = count;
-  n->send_inplace_offset = 0;
-  n->recv_inplace_offset = 0;
-}
-
-/* Every byte crosses each link once whatever n is (nccl-tests
- * doc/PERFORMANCE.md). */
-static double broadcast_bus_factor(int nranks) {
-  (void)nranks;
-  return 1.0;
-}
-
 /* Every rank's input differs from root's, so in place a rank that was
  * skipped keeps values that are counted wrong. */
 static int64_t broadcast_check(const hring_perf_ctx_t *c, const void *recvbuf) {
@@ -39,8 +21,8 @@ static const hring_perf_coll_t broadcast = {
     .call = "hring_broadcast",
     .uses_op = 0,
     .uses_root = 1,
-    .get_counts = broadcast_counts,
-    .bus_factor = broadcast_bus_factor,
+    .get_counts = hring_perf_counts_same,
+    .bus_factor = hring_perf_bus_factor_one,
     .input = hring_perf_rank_input,
     .check_output = broadcast_check,
     .run = broadcast_run,

@@ -104,6 +104,14 @@ int64_t hring_perf_reduce_result(const hring_perf_ctx_t *c, int rank,
  * 64), exact in every type. */
 int64_t hring_perf_rank_input(const hring_perf_ctx_t *c, int rank, size_t i);
 
+/* nccl-tests' counts of allreduce, broadcast and reduce: every rank sends
+ * and receives `count` elements, in place at the start of both buffers. */
+void hring_perf_counts_same(size_t count, int nranks, hring_perf_counts_t *n);
+
+/* busbw = algbw where every byte crosses each link once whatever n is
+ * (broadcast, reduce: nccl-tests doc/PERFORMANCE.md). */
+double hring_perf_bus_factor_one(int nranks);
+
 /* Writes fn(c, who, first + j) to element j of buf, 0 <= j < count. */
 void hring_perf_fill(const hring_perf_ctx_t *c, void *buf, size_t count,
                      hring_perf_value_fn fn, int who, size_t first);

@@ -18,7 +18,8 @@
  *                    [-w warmup steps] [-c seconds|auto|auto:F] [-p packed|arena]
  *                    [-i step|mode]
  * -c: the simulated backward's total time; auto (default) makes it equal to
- * the unfused (`none`) communication time measured first, auto:F F times
+ * the unfused (`none`) communication time measured first (the fastest of 5
+ * steps 0.3 s apart), auto:F F times
  * that (0.01-100): how much `none` is left exposed depends on which of the
  * two is longer, so a sweep of F shows the modes on both sides of equal.
  */
@@ -43,6 +44,10 @@ typedef struct {
   double compute_total;  /* <= 0: auto */
   double compute_factor; /* auto: this times the unfused communication */
 } opts_t;
+
+/* -c auto: unfused steps timed, AUTO_PROBE_GAP_S apart. */
+#define AUTO_PROBES 5
+#define AUTO_PROBE_GAP_S 0.3
 
 typedef struct {
   hring_comm_t comm;
@@ -275,15 +280,21 @@ static int bench_net(bench_t *b, const opts_t *o, const char *name) {
 
   double total = o->compute_total;
   if (total <= 0) {
-    /* auto: the backward lasts as long as the unfused communication. */
+    /* auto: the backward lasts as long as the unfused communication at
+     * its fastest of AUTO_PROBES steps spread over a second or more.  The
+     * machine's slow spells last seconds: three steps in a row once caught
+     * in one set the regime of the whole run (docs/performance.md,
+     * fourteenth section). */
     hring_fusion_t f = make_fusion(b, o, "none");
-    double t[3];
-    for (int s = 0; s < 3; s++) {
+    double fastest = 0;
+    for (int s = 0; s < AUTO_PROBES; s++) {
+      if (s) sleep_until(now_s() + AUTO_PROBE_GAP_S);
       load_gradients(b, f, o->packed);
-      t[s] = run_step(b, f, NULL).step;
+      double t = run_step(b, f, NULL).step; /* the slowest rank's: every rank the same */
+      if (s == 0 || t < fastest) fastest = t;
     }
     CHECK(hring_fusion_destroy(f));
-    total = o->compute_factor * median(t, 3);
+    total = o->compute_factor * fastest;
   }
   scale_compute(b, total);
   if (b->rank == 0) {

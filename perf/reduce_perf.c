@@ -4,24 +4,6 @@
  */
 #include "common.h"
 
-/* nccl-tests' ReduceGetCollByteCount: count elements in and out, in place
- * at the start of the receive buffer. */
-static void reduce_counts(size_t count, int nranks, hring_perf_counts_t *n) {
-  (void)nranks;
-  n->sendcount = count;
-  n->recvcount = count;
-  n->paramcount = count;
-  n->send_inplace_offset = 0;
-  n->recv_inplace_offset = 0;
-}
-
-/* Every byte crosses each link once whatever n is (nccl-tests
- * doc/PERFORMANCE.md). */
-static double reduce_bus_factor(int nranks) {
-  (void)nranks;
-  return 1.0;
-}
-
 /* The result exists on root only; elsewhere the receive buffer is unused
  * and, as in nccl-tests, not checked (the out-of-place input and the guard
  * bytes still are, on every rank). */
@@ -40,8 +22,8 @@ static const hring_perf_coll_t reduce = {
     .call = "hring_reduce",
     .uses_op = 1,
     .uses_root = 1,
-    .get_counts = reduce_counts,
-    .bus_factor = reduce_bus_factor,
+    .get_counts = hring_perf_counts_same,
+    .bus_factor = hring_perf_bus_factor_one,
     .input = hring_perf_reduce_input,
     .check_output = reduce_check,
     .run = reduce_run,

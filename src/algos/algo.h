@@ -24,6 +24,9 @@ typedef struct {
   int nt; /* write results with non-temporal stores */
 } hring_coll_args_t;
 
+/* Largest vector allpairs reduces: allpairs.c keeps a local copy this large. */
+#define HRING_ALLPAIRS_MAX_BYTES 4096
+
 /* Connections in use by one collective call, progressed while waiting. */
 #define HRING_ENGINE_MAX_ACTIVE 64
 typedef struct {

@@ -28,7 +28,7 @@ hring_result_t hring__allreduce_allpairs(struct hring_comm *comm, const hring_co
   /* Every peer's vector, held in its receive slot until the reduction is
    * done; the local one comes from the send buffer, or from a copy when the
    * result overwrites it in place before its turn. */
-  char local_copy[4096] __attribute__((aligned(64)));
+  char local_copy[HRING_ALLPAIRS_MAX_BYTES] __attribute__((aligned(64)));
   const void *mine = a->sendbuf;
   if (a->sendbuf == a->recvbuf && r >= 2) {
     if (bytes > sizeof local_copy) return hring__err(HRING_ERR_INTERNAL, "allpairs: message too large");

@@ -24,7 +24,6 @@
 #include "core/wait.h"
 #include "core/visibility.h"
 
-#define ALLPAIRS_MAX_BYTES 4096 /* allpairs.c keeps a local copy this large */
 
 const char *const hring__algo_names[HRING_ALGO_COUNT] = {
     "auto", "ring", "allpairs", "direct", "exchange", "rdouble", "rabenseifner", "tree", "hier",
@@ -211,7 +210,7 @@ static int choose(struct hring_comm *comm, size_t bytes, int *trial) {
   if (f == HRING_ALGO_EXCHANGE && comm->nranks != 2) f = HRING_ALGO_AUTO;
   if ((f == HRING_ALGO_DIRECT || f == HRING_ALGO_ALLPAIRS) && !hring__engine_reaches_all(comm->nranks))
     f = HRING_ALGO_RING;
-  if (f == HRING_ALGO_ALLPAIRS && (bytes > ALLPAIRS_MAX_BYTES || bytes > comm->min_slot))
+  if (f == HRING_ALGO_ALLPAIRS && (bytes > HRING_ALLPAIRS_MAX_BYTES || bytes > comm->min_slot))
     f = HRING_ALGO_AUTO;
   if (trial) *trial = 0;
   if (f != HRING_ALGO_AUTO) return f;

@@ -24,7 +24,6 @@
 #include "core/log.h"
 #include "transport/transport.h"
 
-#define ALLPAIRS_MAX_BYTES 4096 /* allpairs.c keeps a local copy this large */
 #define CACHE_SLOTS 64 /* 2^6: the hash keeps the top 6 bits */
 
 struct hring_choice {
@@ -68,9 +67,9 @@ void hring__choice_free(struct hring_comm *comm) {
  * section: hring-choice, every algorithm timed in one process in a new
  * order every round, 2, 4 and 8 ranks on 2 cores, six runs). */
 static int one_node_rule(const struct hring_comm *comm, size_t bytes) {
-  int64_t small = comm->small_max < 0 ? ALLPAIRS_MAX_BYTES : comm->small_max;
+  int64_t small = comm->small_max < 0 ? HRING_ALLPAIRS_MAX_BYTES : comm->small_max;
   const int n = comm->nranks;
-  const int allpairs = bytes <= ALLPAIRS_MAX_BYTES && bytes <= comm->min_slot &&
+  const int allpairs = bytes <= HRING_ALLPAIRS_MAX_BYTES && bytes <= comm->min_slot &&
                        hring__engine_reaches_all(n) && (int64_t)bytes <= small;
   if (comm->small_max >= 0 && allpairs) return HRING_ALGO_ALLPAIRS; /* HRING_SMALL_MAX set */
   /* Two ranks over tcp: the one-step exchange keeps both directions
@@ -94,21 +93,29 @@ static int one_node_rule(const struct hring_comm *comm, size_t bytes) {
    * KiB with ranks outnumbering cores the two traded places with the
    * machine's mode (allpairs ahead in 11 of 20 comparisons, by up to 1.4x;
    * recursive doubling by up to 1.6x: docs/performance.md, sixth section),
-   * so the bound stays. */
+   * so the bound stays.  Where ranks outnumber cores, recursive doubling
+   * was ahead at 2 KiB with 6 and 8 ranks in the machine's slow mode and
+   * allpairs in its fast one: bounding allpairs at 8 KiB copied in per rank
+   * left as many rows more than 1.11x behind the best, 6 of 32 against 6
+   * (docs/performance.md, fifteenth section), so the bound stays there too. */
   if (allpairs && bytes <= 2048) return HRING_ALGO_ALLPAIRS;
   /* Ranks outnumbering cores: every step waits for a rank to be scheduled,
    * so up to 128 KiB the schedules with the fewest dependent steps win:
-   * recursive doubling (log2 n rounds) up to 16 KiB with 4 ranks and up to
-   * 4 KiB with more, then the direct exchange (every rank sends all its
-   * pieces whenever it runs).  From 48 to 128 KiB the ring was 1.2-3.4x
-   * behind the direct exchange (3 to 8 ranks, both modes of the machine;
-   * docs/performance.md, thirteenth section).  Beyond, the ring and the
-   * pipelined tree trade places from run to run; from 192 KiB the ring was
-   * the fastest in the machine's fast mode.  Where the direct exchange
-   * cannot run (more ranks than the engine drives at once),
+   * recursive doubling (log2 n rounds) up to 16 KiB with 4 ranks, 4 KiB
+   * with 5 to 7 and 2 KiB with more, then the direct exchange (every rank
+   * sends all its pieces whenever it runs).  With 8 ranks at 4 KiB
+   * recursive doubling was behind the direct exchange by 1.08-1.17x in 3
+   * of 5 runs and ahead by 1.03x at most; run by auto, 1.19x behind the
+   * best once in 4 runs, the direct exchange 1.09x at worst (fifteenth
+   * section).  From 48 to
+   * 128 KiB the ring was 1.2-3.4x behind the direct exchange (3 to 8
+   * ranks, both modes of the machine; thirteenth section).  Beyond, the
+   * ring and the pipelined tree trade places from run to run; from 192 KiB
+   * the ring was the fastest in the machine's fast mode.  Where the direct
+   * exchange cannot run (more ranks than the engine drives at once),
    * halving-doubling (2 log2 n steps, the ring's volume) stands in. */
   if (comm->oversub_any) {
-    if (bytes <= (n <= 4 ? 16384u : 4096u)) return HRING_ALGO_RDOUBLE;
+    if (bytes <= (n <= 4 ? 16384u : n < 8 ? 4096u : 2048u)) return HRING_ALGO_RDOUBLE;
     if (bytes <= 131072)
       return hring__model_applicable(&comm->choice->shape, HRING_ALGO_DIRECT, bytes)
                  ? HRING_ALGO_DIRECT

@@ -23,9 +23,6 @@
 #include "algos/model.h"
 #include "algos/model_impl.h"
 
-/* allreduce.c: allpairs keeps a local copy of at most this many bytes. */
-#define ALLPAIRS_MAX_BYTES 4096
-
 /*
  * Built-in parameters: the development machine (2-vCPU KVM guest, AMD EPYC,
  * AVX2; docs/performance.md), measured with hring-tune on 2026-11-27
@@ -197,7 +194,7 @@ int hring__model_applicable(const hring_model_shape_t *s, int algo, size_t bytes
     case HRING_ALGO_HIER:
     case HRING_ALGO_HIER2D: return 1;
     case HRING_ALGO_ALLPAIRS:
-      return hring__engine_reaches_all(s->nranks) && bytes <= ALLPAIRS_MAX_BYTES &&
+      return hring__engine_reaches_all(s->nranks) && bytes <= HRING_ALLPAIRS_MAX_BYTES &&
              (s->chunk == 0 || bytes <= s->chunk);
     case HRING_ALGO_DIRECT: return hring__engine_reaches_all(s->nranks);
     case HRING_ALGO_EXCHANGE: return s->nranks == 2;

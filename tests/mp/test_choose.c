@@ -241,6 +241,32 @@ HTEST(allreduce_algorithm_names_the_choice, 60) {
   HCHECK(mp_run(3, names_body, NULL) == 0, "ranks failed");
 }
 
+/* 8 ranks of one node: where they outnumber the cores, allpairs to 2 KiB,
+ * then the direct exchange from 4 KiB (choose.c's measured rules); with a
+ * core each, allpairs to 4 KiB. */
+static void eight_names_body(hring_comm_t comm, int rank, int n, void *arg) {
+  (void)arg, (void)n;
+  const int over = comm->oversub_any;
+  const struct {
+    size_t count;
+    const char *want;
+  } cases[] = {{256, "allpairs"},
+               {512, "allpairs"},
+               {1024, over ? "direct" : "allpairs"}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *a = NULL;
+    HCHECK(hring_allreduce_algorithm(comm, cases[i].count, HRING_FLOAT32, &a) == HRING_SUCCESS &&
+               a && strcmp(a, cases[i].want) == 0,
+           "rank %d of 8 (%s): %zu floats: %s, want %s", rank,
+           over ? "oversubscribed" : "a core each", cases[i].count, a ? a : "(null)",
+           cases[i].want);
+  }
+}
+
+HTEST(eight_ranks_name_the_small_rules, 60) {
+  HCHECK(mp_run(8, eight_names_body, NULL) == 0, "ranks failed");
+}
+
 /* Ranks of one node that reach each other by tcp (HRING_TRANSPORTS=tcp on
  * a split): up to 128 KiB recursive doubling with fewer than 8 ranks and
  * the tree with 8, then the ring (choose.c), on every rank; the shm rules
