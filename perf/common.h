@@ -112,6 +112,21 @@ void hring_perf_counts_same(size_t count, int nranks, hring_perf_counts_t *n);
  * (broadcast, reduce: nccl-tests doc/PERFORMANCE.md). */
 double hring_perf_bus_factor_one(int nranks);
 
+/* nccl-tests' name of a type or op, and a type's size in bytes (the
+ * benchmark keeps its own table rather than asking the library it
+ * measures). */
+const char *hring_perf_type_name(hring_datatype_t t);
+size_t hring_perf_type_size(hring_datatype_t t);
+const char *hring_perf_op_name(hring_redop_t op);
+
+/* -d and -o values: a name, an alias (fp16, bf16, ...) or "all" (*out =
+ * -1); 0, or -1 when unknown. */
+int hring_perf_parse_type(const char *s, int *out);
+int hring_perf_parse_op(const char *s, int *out);
+
+/* malloc that exits with a message when memory runs out. */
+void *hring_perf_xmalloc(size_t n);
+
 /* Writes fn(c, who, first + j) to element j of buf, 0 <= j < count. */
 void hring_perf_fill(const hring_perf_ctx_t *c, void *buf, size_t count,
                      hring_perf_value_fn fn, int who, size_t first);
