@@ -544,7 +544,7 @@ hring_result_t hring__topo_bind_mode(hring_bind_t *mode) {
 }
 
 int hring__topo_bind_plan(const hring_topo_t *t, const cpu_set_t *allowed, hring_bind_t mode,
-                          int local_rank, cpu_set_t *out, char *what, size_t len) {
+                          int local_rank, int local_size, cpu_set_t *out, char *what, size_t len) {
   CPU_ZERO(out);
   if (mode == HRING_BIND_CORE) {
     /* Cores holding an allowed CPU, in the order of their lowest one. */
@@ -559,12 +559,16 @@ int hring__topo_bind_plan(const hring_topo_t *t, const cpu_set_t *allowed, hring
       if (k == n) order[n++] = core;
     }
     if (n == 0) return -1;
-    int pick = order[local_rank % n];
+    /* A core each while there are enough; else consecutive local ranks
+     * (ring neighbours) share a core, so a ring crosses between cores
+     * once per core instead of at every step (docs/topology.md). */
+    int slot = local_size > n ? (int)((long)local_rank * n / local_size) : local_rank % n;
+    int pick = order[slot];
     for (int c = 0; c < CPU_SETSIZE; c++)
       if (CPU_ISSET(c, allowed) &&
           (t->core_of[c] == pick || (t->core_of[c] < 0 && t->ncores + c == pick)))
         CPU_SET(c, out);
-    snprintf(what, len, "core %d (%d of %d allowed cores)", pick, local_rank % n + 1, n);
+    snprintf(what, len, "core %d (%d of %d allowed cores)", pick, slot + 1, n);
     return 0;
   }
   if (mode == HRING_BIND_NUMA) {
@@ -603,7 +607,8 @@ void hring__topo_bind(struct hring_comm *c, hring_bind_t mode) {
   pthread_mutex_unlock(&bind_lock);
   const hring_topo_t *t = hring__topo_get();
   char what[96], cpus[256], near[512];
-  if (hring__topo_bind_plan(t, &allowed, mode, c->local_rank, &set, what, sizeof what) != 0) {
+  if (hring__topo_bind_plan(t, &allowed, mode, c->local_rank, c->local_size, &set, what,
+                            sizeof what) != 0) {
     HRING_WARN(HRING_SUB_INIT, "HRING_BIND=%s: no CPU to bind rank %d to; left unbound",
                mode == HRING_BIND_CORE ? "core" : "numa", c->rank);
     return;

@@ -72,13 +72,15 @@ void hring__topo_near(const hring_topo_t *t, const cpu_set_t *cpus, char *buf, s
 /* HRING_BIND parsed; a value other than none, core or numa is an
  * invalid-argument error naming the accepted values. */
 hring_result_t hring__topo_bind_mode(hring_bind_t *mode);
-/* The CPUs local rank `local_rank` is given by `mode` out of `allowed`:
- * core: the PUs of physical core (local_rank mod allowed cores);
+/* The CPUs local rank `local_rank` of `local_size` is given by `mode` out
+ * of `allowed`: core: the PUs of physical core local_rank of the allowed
+ * cores, or, with more local ranks than cores, of core
+ * local_rank * cores / local_size (consecutive ranks share one);
  * numa: the allowed CPUs of the (local_rank mod n)-th of the n NUMA nodes
  * holding allowed CPUs.  what: "core 3", "NUMA node 1".  -1 when nothing
  * can be given (no allowed CPU). */
 int hring__topo_bind_plan(const hring_topo_t *t, const cpu_set_t *allowed, hring_bind_t mode,
-                          int local_rank, cpu_set_t *out, char *what, size_t len);
+                          int local_rank, int local_size, cpu_set_t *out, char *what, size_t len);
 
 struct hring_comm;
 /* Pins the calling thread (and so the threads it starts later) as `mode`

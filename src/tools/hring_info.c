@@ -149,7 +149,8 @@ static void topology(int use_hwloc, int plan_ranks) {
     for (int k = 0; k < 2; k++) {
       cpu_set_t set;
       char what[96], cpus[256], near[512];
-      if (hring__topo_bind_plan(t, &t->allowed, m[k].mode, r, &set, what, sizeof what) != 0) {
+      if (hring__topo_bind_plan(t, &t->allowed, m[k].mode, r, plan_ranks, &set, what,
+                                sizeof what) != 0) {
         printf("  HRING_BIND=%s local %-3d: no CPU\n", m[k].name, r);
         continue;
       }

@@ -2,14 +2,16 @@
  * hring_run.c - hring-run, the built-in local launcher.
  *
  * usage: hring-run -n N [--no-prefix] [--grace SECS] [--timeout SECS]
- *                  [--bind cores|none] [--] prog [args...]
+ *                  [--bind auto|cores|none] [--] prog [args...]
  *
  * Starts N copies of prog on this machine with the environment that
  * hring_comm_init_env() reads (HRING_RANK, HRING_NRANKS, HRING_LOCAL_RANK,
  * HRING_LOCAL_SIZE, HRING_ROOT, HRING_SECRET), forwards their output line by
  * line with "[R] " prefixes, and stops the whole job on the first failure.
  * With --bind cores each rank is pinned to cores of its own when they are
- * enough (run_bind.h; HRING_BIND set for the library leaves that out).
+ * enough, and consecutive ranks share a core when they are not; with the
+ * default --bind auto only in the second case (run_bind.h; HRING_BIND set
+ * for the library leaves that out).
  *
  * The program is standalone: it uses nothing from the library, so a job can be
  * launched (and its failure reported) even when the library is broken.
@@ -130,9 +132,11 @@ static void usage(FILE *to) {
         "  --no-prefix     pass the ranks' output through without \"[R] \" prefixes\n"
         "  --grace SECS    wait this long after SIGTERM before SIGKILL (default 3)\n"
         "  --timeout SECS  stop the job and exit 124 after SECS (default: none)\n"
-        "  --bind MODE     none (default): leave the ranks unpinned; cores: pin each\n"
-        "                  rank to cores of its own when there are at least N (not\n"
-        "                  when HRING_BIND is set: the library pins them then)\n"
+        "  --bind MODE     auto (default): with more ranks than cores, pin\n"
+        "                  consecutive ranks to one core, in blocks, else leave them\n"
+        "                  unpinned; cores: pin each rank to cores of its own, or in\n"
+        "                  blocks when they are too few; none: never pin (not when\n"
+        "                  HRING_BIND is set: the library pins them then)\n"
         "  -h, --help      print this help\n"
         "\n"
         "Each rank gets HRING_RANK, HRING_NRANKS, HRING_LOCAL_RANK, HRING_LOCAL_SIZE,\n"
@@ -701,7 +705,7 @@ int main(int argc, char **argv) {
   struct job job = {.n = 0, .prefix = 1, .grace_s = RUN_DEFAULT_GRACE_S,
                     .exit_code = -1, .sigfd = -1};
   long n = 0;
-  int opt, have_n = 0, bind = 0;
+  int opt, have_n = 0, bind = RUN_BIND_AUTO;
 
   ensure_std_fds();
   /* Whole lines are written at once; flushed after every poll round. */
@@ -737,11 +741,13 @@ int main(int argc, char **argv) {
         }
         break;
       case 'b':
-        if (strcmp(optarg, "cores") && strcmp(optarg, "none")) {
-          note("--bind wants cores or none, not '%s'", optarg);
+        if (!strcmp(optarg, "auto")) bind = RUN_BIND_AUTO;
+        else if (!strcmp(optarg, "cores")) bind = RUN_BIND_CORES;
+        else if (!strcmp(optarg, "none")) bind = RUN_BIND_NONE;
+        else {
+          note("--bind wants auto, cores or none, not '%s'", optarg);
           return RUN_EXIT_USAGE;
         }
-        bind = strcmp(optarg, "cores") == 0;
         break;
       default:
         fputs("Try 'hring-run --help'.\n", stderr);
@@ -781,10 +787,12 @@ int main(int argc, char **argv) {
   for (int r = 0; r < job.n; r++) job.ranks[r].out.fd = job.ranks[r].err.fd = -1;
   const char *lib_bind = getenv("HRING_BIND");
   cpu_set_t allowed;
-  if (bind && !(lib_bind && *lib_bind) && sched_getaffinity(0, sizeof allowed, &allowed) == 0) {
+  if (bind != RUN_BIND_NONE && !(lib_bind && *lib_bind) &&
+      sched_getaffinity(0, sizeof allowed, &allowed) == 0) {
     job.cpus = calloc((size_t)job.n, sizeof *job.cpus);
-    if (job.cpus && run_bind_plan(&allowed, job.n, job.cpus) == 0) {
-      free(job.cpus); /* more ranks than cores: the scheduler shares them */
+    int cores = job.cpus ? run_bind_plan(&allowed, job.n, job.cpus) : 0;
+    if (cores == 0 || (bind == RUN_BIND_AUTO && cores >= job.n)) {
+      free(job.cpus); /* auto with a core per rank: the scheduler places them */
       job.cpus = NULL;
     }
   }

@@ -39,11 +39,15 @@ int run_bind_plan(const cpu_set_t *allowed, int n, cpu_set_t *sets) {
     if (i == ncores) key[ncores++] = k;
     core[c] = i;
   }
-  if (n < 1 || ncores < n) return 0;
-  /* Rank r owns cores [r * ncores / n, (r + 1) * ncores / n). */
+  if (n < 1 || ncores < 1) return 0;
+  /* Rank r owns cores [r * ncores / n, (r + 1) * ncores / n); with more
+   * ranks than cores, the ranks r with r * ncores / n = k share core k, so
+   * consecutive ranks (ring neighbours) share a core. */
   for (int r = 0; r < n; r++) {
     CPU_ZERO(&sets[r]);
-    const long lo = (long)r * ncores / n, hi = (long)(r + 1) * ncores / n;
+    const long lo = (long)r * ncores / n;
+    long hi = (long)(r + 1) * ncores / n;
+    if (hi <= lo) hi = lo + 1;
     for (int c = 0; c < CPU_SETSIZE; c++)
       if (core[c] >= lo && core[c] < hi) CPU_SET(c, &sets[r]);
   }

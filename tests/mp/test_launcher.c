@@ -291,8 +291,9 @@ static void lt_rank_cpus(const char *launcher, const char *bind, int n, cpu_set_
 
 #define LT_PIN_MAX 64
 /* --bind cores: each rank gets CPUs of its own, together all the
- * launcher's, when there are at least as many as ranks; otherwise, by
- * default, with --bind none or with HRING_BIND set (the library pins
+ * launcher's, when there are at least as many as ranks; with more ranks,
+ * consecutive ranks share a core, as by default (auto); by default with
+ * enough CPUs, with --bind none, or with HRING_BIND set (the library pins
  * then), every rank keeps them all. */
 HTEST(launcher_pins_ranks, 20) {
   LT_LAUNCHER(launcher);
@@ -316,10 +317,37 @@ HTEST(launcher_pins_ranks, 20) {
     }
     HCHECK(CPU_EQUAL(&u, &all), "-n %d: the ranks' CPUs are not the launcher's %d", n, ncpu);
   }
-  if (ncpu < LT_PIN_MAX) { /* one rank more than CPUs: none pinned */
-    lt_rank_cpus(launcher, "cores", ncpu + 1, sets);
-    for (int r = 0; r <= ncpu; r++)
-      HCHECK(CPU_EQUAL(&sets[r], &all), "%d ranks on %d CPUs: rank %d pinned", ncpu + 1, ncpu, r);
+  for (int k = 0; k < 2 && ncpu < LT_PIN_MAX; k++) {
+    /* One rank more than CPUs, with cores and with auto: consecutive ranks
+     * share a core, in blocks (rank r on core r * cores / n), together on
+     * all the CPUs. */
+    const char *mode = k ? "auto" : "cores";
+    lt_rank_cpus(launcher, mode, ncpu + 1, sets);
+    CPU_ZERO(&u);
+    int shared = 0;
+    for (int r = 0; r <= ncpu; r++) {
+      CPU_AND(&x, &sets[r], &all);
+      HCHECK((CPU_COUNT(&sets[r]) > 0 && CPU_EQUAL(&x, &sets[r]) &&
+              !CPU_EQUAL(&sets[r], &all)) || CPU_COUNT(&all) == 1,
+             "--bind %s, %d ranks on %d CPUs: rank %d has %d CPUs, not one core's", mode,
+             ncpu + 1, ncpu, r, CPU_COUNT(&sets[r]));
+      if (r > 0) {
+        CPU_AND(&x, &sets[r], &sets[r - 1]);
+        HCHECK(CPU_EQUAL(&sets[r], &sets[r - 1]) || CPU_COUNT(&x) == 0,
+               "--bind %s, %d ranks on %d CPUs: ranks %d and %d overlap but differ", mode,
+               ncpu + 1, ncpu, r - 1, r);
+        shared += CPU_EQUAL(&sets[r], &sets[r - 1]);
+        CPU_AND(&x, &sets[r], &u);
+        HCHECK(CPU_EQUAL(&sets[r], &sets[r - 1]) || CPU_COUNT(&x) == 0,
+               "--bind %s, %d ranks on %d CPUs: rank %d returns to an earlier core", mode,
+               ncpu + 1, ncpu, r);
+      }
+      CPU_OR(&u, &u, &sets[r]);
+    }
+    HCHECK(shared > 0, "--bind %s, %d ranks on %d CPUs: no two consecutive ranks share a core", mode,
+           ncpu + 1, ncpu);
+    HCHECK(CPU_EQUAL(&u, &all), "--bind %s, %d ranks on %d CPUs: the ranks' CPUs are not the launcher's",
+           mode, ncpu + 1, ncpu);
   }
   lt_rank_cpus(launcher, "none", 2, sets);
   for (int r = 0; r < 2; r++) HCHECK(CPU_EQUAL(&sets[r], &all), "--bind none: rank %d pinned", r);
@@ -343,7 +371,7 @@ HTEST(launcher_pins_ranks, 20) {
     HCHECK(CPU_EQUAL(&sets[r], &all), "HRING_BIND set: rank %d pinned by the launcher", r);
   struct lt_result res;
   int rc = lt_run(&res, launcher, "--bind", "socket", "-n", "1", "true", NULL);
-  HCHECK(rc == 2 && strstr(lt_str(&res.err), "--bind wants cores or none"),
+  HCHECK(rc == 2 && strstr(lt_str(&res.err), "--bind wants auto, cores or none"),
          "--bind socket: status %d, %s", rc, lt_str(&res.err));
   lt_free(&res);
 }

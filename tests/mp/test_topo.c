@@ -159,15 +159,17 @@ static void bind_core_body(hring_comm_t comm, int rank, int n, void *arg) {
   int cores = count_cores(&now, NULL);
   HCHECK(cores == 1, "rank %d: HRING_BIND=core left it on %d cores (%d CPUs)", rank, cores,
          CPU_COUNT(&now));
-  /* Local rank i gets the i-th core (mod the cores): distinct ranks share a
-   * core only when there are more of them than cores. */
-  int lr = -1, first[CPU_SETSIZE];
+  /* Local rank i gets the i-th core; with more local ranks than cores,
+   * core i * cores / local size, so that consecutive ranks share one. */
+  int lr = -1, ls = 0, first[CPU_SETSIZE];
   hring_comm_local_rank(comm, &lr);
+  hring_comm_local_size(comm, &ls);
   count_cores(&a->before, first);
   int cpu = -1;
   for (int c = 0; c < CPU_SETSIZE && cpu < 0; c++)
     if (CPU_ISSET(c, &now)) cpu = c;
-  long p1 = 0, c1 = -1 - cpu, p2 = 0, want = first[lr % a->cores], c2 = -1 - want;
+  const int slot = ls > a->cores ? (int)((long)lr * a->cores / ls) : lr;
+  long p1 = 0, c1 = -1 - cpu, p2 = 0, want = first[slot], c2 = -1 - want;
   sys_core(cpu, &p1, &c1);
   sys_core((int)want, &p2, &c2);
   HCHECK(p1 == p2 && c1 == c2, "local rank %d on the core of CPU %d, expected that of CPU %ld", lr,
@@ -202,7 +204,7 @@ HTEST(topo_bind_core, 60) {
   bind_setup(&a, "core");
   if (a.cores < 2) HSKIP("one core allowed: pinning to one core cannot be told from no pinning");
   unsetenv("MP_NODES");
-  /* As many ranks as cores, then one more (round-robin). */
+  /* As many ranks as cores, then one more (in blocks). */
   HREQUIRE(mp_run(a.cores < 8 ? a.cores : 8, bind_core_body, &a) == 0, "a rank failed");
   if (a.cores < 8) HREQUIRE(mp_run(a.cores + 1, bind_core_body, &a) == 0, "oversubscribed: a rank failed");
   /* On emulated nodes local ranks restart at 0 on every node. */
@@ -315,7 +317,7 @@ HTEST(topo_detect, 20) {
     for (int c = 0; c < CPU_SETSIZE; c++)
       if (CPU_ISSET(c, &t->allowed) && !CPU_ISSET(c, &all)) {
         char what[96];
-        HREQUIRE(hring__topo_bind_plan(t, &t->allowed, HRING_BIND_CORE, cores, &one, what,
+        HREQUIRE(hring__topo_bind_plan(t, &t->allowed, HRING_BIND_CORE, cores, cores + 1, &one, what,
                                        sizeof what) == 0, "%s: no plan for local rank %d", t->source, cores);
         CPU_AND(&x, &one, &all);
         HCHECK(CPU_COUNT(&x) == 0 && CPU_COUNT(&one) > 0, "%s: local rank %d: %s overlaps or is empty",
