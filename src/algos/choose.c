@@ -101,13 +101,12 @@ static int one_node_rule(const struct hring_comm *comm, size_t bytes) {
   if (allpairs && bytes <= 2048) return HRING_ALGO_ALLPAIRS;
   /* Ranks outnumbering cores: every step waits for a rank to be scheduled,
    * so up to 128 KiB the schedules with the fewest dependent steps win:
-   * recursive doubling (log2 n rounds) up to 16 KiB with 4 ranks, 4 KiB
-   * with 5 to 7 and 2 KiB with more, then the direct exchange (every rank
-   * sends all its pieces whenever it runs).  With 8 ranks at 4 KiB
-   * recursive doubling was behind the direct exchange by 1.08-1.17x in 3
-   * of 5 runs and ahead by 1.03x at most; run by auto, 1.19x behind the
-   * best once in 4 runs, the direct exchange 1.09x at worst (fifteenth
-   * section).  From 48 to
+   * recursive doubling (log2 n rounds) up to 16 KiB with 4 ranks and 4
+   * KiB with more, then the direct exchange (every rank sends all its
+   * pieces whenever it runs).  With 8 ranks at 4 KiB the two trade places
+   * with the machine's mode: the direct exchange was ahead by 1.08-1.17x in
+   * 3 of 5 runs one hour and behind the best by 1.18-1.27x in 4 of 4 the
+   * next (docs/performance.md, fifteenth section).  From 48 to
    * 128 KiB the ring was 1.2-3.4x behind the direct exchange (3 to 8
    * ranks, both modes of the machine; thirteenth section).  Beyond, the
    * ring and the pipelined tree trade places from run to run; from 192 KiB
@@ -115,7 +114,7 @@ static int one_node_rule(const struct hring_comm *comm, size_t bytes) {
    * exchange cannot run (more ranks than the engine drives at once),
    * halving-doubling (2 log2 n steps, the ring's volume) stands in. */
   if (comm->oversub_any) {
-    if (bytes <= (n <= 4 ? 16384u : n < 8 ? 4096u : 2048u)) return HRING_ALGO_RDOUBLE;
+    if (bytes <= (n <= 4 ? 16384u : 4096u)) return HRING_ALGO_RDOUBLE;
     if (bytes <= 131072)
       return hring__model_applicable(&comm->choice->shape, HRING_ALGO_DIRECT, bytes)
                  ? HRING_ALGO_DIRECT

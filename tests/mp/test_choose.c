@@ -242,8 +242,8 @@ HTEST(allreduce_algorithm_names_the_choice, 60) {
 }
 
 /* 8 ranks of one node: where they outnumber the cores, allpairs to 2 KiB,
- * then the direct exchange from 4 KiB (choose.c's measured rules); with a
- * core each, allpairs to 4 KiB. */
+ * recursive doubling at 4 KiB and the direct exchange at 8 KiB (choose.c's
+ * measured rules); with a core each, allpairs to 4 KiB, then the ring. */
 static void eight_names_body(hring_comm_t comm, int rank, int n, void *arg) {
   (void)arg, (void)n;
   const int over = comm->oversub_any;
@@ -252,7 +252,8 @@ static void eight_names_body(hring_comm_t comm, int rank, int n, void *arg) {
     const char *want;
   } cases[] = {{256, "allpairs"},
                {512, "allpairs"},
-               {1024, over ? "direct" : "allpairs"}};
+               {1024, over ? "rdouble" : "allpairs"},
+               {2048, over ? "direct" : "ring"}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const char *a = NULL;
     HCHECK(hring_allreduce_algorithm(comm, cases[i].count, HRING_FLOAT32, &a) == HRING_SUCCESS &&
