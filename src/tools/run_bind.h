@@ -8,8 +8,8 @@
  * rank's other threads (a trainer's input pipeline) would share its cores.
  * With more ranks than cores, consecutive ranks share a core (in blocks),
  * which the default, --bind auto, does too: a ring then crosses between
- * cores once per core, and ran 1.3-3x faster than unpinned or round-robin
- * ranks when crossing was slow (fifteenth section).
+ * cores once per core, and its median ran 1.4-2.7x faster than unpinned or
+ * round-robin ranks when crossing was slow (fifteenth section).
  */
 
 enum { RUN_BIND_NONE, RUN_BIND_CORES, RUN_BIND_AUTO };
