@@ -24,7 +24,6 @@
 #include "core/wait.h"
 #include "core/visibility.h"
 
-
 const char *const hring__algo_names[HRING_ALGO_COUNT] = {
     "auto", "ring", "allpairs", "direct", "exchange", "rdouble", "rabenseifner", "tree", "hier",
     "hier2d"};

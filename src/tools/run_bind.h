@@ -11,12 +11,14 @@
  * cores once per core, and its median ran 1.4-2.7x faster than unpinned or
  * round-robin ranks when crossing was slow (fifteenth section).
  */
-
-enum { RUN_BIND_NONE, RUN_BIND_CORES, RUN_BIND_AUTO };
 #ifndef HRING_RUN_BIND_H
 #define HRING_RUN_BIND_H
 
 #include <sched.h>
+
+/* --bind: never pin; pin always (a core each, or blocks); blocks only where
+ * the ranks outnumber the cores (the default). */
+enum { RUN_BIND_NONE, RUN_BIND_CORES, RUN_BIND_AUTO };
 
 /* Splits the CPUs in `allowed` among n ranks, whole cores each: the cores
  * (CPUs sharing a package and core id in sysfs, else each CPU alone), in
