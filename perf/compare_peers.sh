@@ -7,6 +7,7 @@
 # usage: perf/compare_peers.sh            (from the repository root, after make)
 # env:   REPS=3  NPS="2 4 8"  MAXB=64M  TARGET=0.1
 #        WHAT="hring-shm hring-tcp ompi-vader ompi-tcp gloo-ring mpich mpich-tcp"
+#        (also hring-shm-unpinned: hring-run --bind none)
 #        (MPICH busy-polls: with more ranks than cores it takes milliseconds per call)
 #        PEERS_DIR=../shared/peers   sources of the peer harnesses
 #        OUT=/tmp/hring-compare/<date>  raw outputs + summary.md
@@ -49,6 +50,8 @@ cmd() {
   local hr="build/bin/all_reduce_perf -b 8 -e $MAXB -f 2 -I 0 --target_time $TARGET"
   case $name in
     hring-shm) echo "env HRING_TRANSPORTS=shm build/bin/hring-run -n $np $hr" ;;
+    # the launcher's default pins ranks that outnumber the cores; this does not
+    hring-shm-unpinned) echo "env HRING_TRANSPORTS=shm build/bin/hring-run --bind none -n $np $hr" ;;
     hring-tcp) echo "env HRING_TRANSPORTS=tcp build/bin/hring-run -n $np $hr" ;;
     ompi-vader) echo "$ompi $os -np $np --mca btl self,vader $W/build/mpi_allreduce_perf.ompi -T $TARGET -e $MAXB" ;;
     ompi-tcp) echo "$ompi $os -np $np --mca btl self,tcp $W/build/mpi_allreduce_perf.ompi -T $TARGET -e $MAXB" ;;
